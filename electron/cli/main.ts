@@ -1,0 +1,52 @@
+// `graft`: the command line over the same core the app uses.
+import { runInfo, infoUsage } from './commands/info.ts';
+import { runMakeModel, makeModelUsage } from './commands/makeModel.ts';
+import { runStart } from './commands/start.ts';
+import { UsageError, messageOf } from './errors.ts';
+
+const commands: Record<string, { run: (argv: string[]) => Promise<void>; usage: string; summary: string }> = {
+  info: { run: runInfo, usage: infoUsage, summary: 'architecture, dimensions, types, sha256 and editability of a GGUF model' },
+  'make-model': { run: runMakeModel, usage: makeModelUsage, summary: 'write a random-weight GGUF test model (llama, qwen2, qwen3)' },
+  start: { run: async () => runStart(helpText()), usage: 'graft start', summary: 'start the workbench (web mode where Electron cannot start)' },
+};
+
+export function helpText(): string {
+  const width = Math.max(...Object.keys(commands).map((c) => c.length));
+  return [
+    'graft — edit the knowledge inside local GGUF language models',
+    '',
+    'commands:',
+    ...Object.entries(commands).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`),
+    '',
+    'usage:',
+    ...Object.values(commands).map((c) => `  ${c.usage}`),
+    '',
+    'environment: GRAFT_THREADS (default 1), GRAFT_GPU=off, GRAFT_NATIVE_VARIANT=cpu|cuda|vulkan',
+  ].join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === 'help' || name === '--help' || name === '-h') {
+    process.stdout.write(`${helpText()}\n`);
+    return 0;
+  }
+  const command = commands[name];
+  if (!command) {
+    process.stderr.write(`graft: unknown command '${name}'\n\n${helpText()}\n`);
+    return 2;
+  }
+  try {
+    await command.run(rest);
+    return 0;
+  } catch (error) {
+    process.stderr.write(`graft ${name}: error: ${messageOf(error)}\n`);
+    if (error instanceof UsageError) {
+      const usage = (error.message.split('\n')[1] ?? '').trim();
+      if (usage) process.stderr.write(`${usage}\n`);
+      return 2;
+    }
+    if (process.env.GRAFT_DEBUG && error instanceof Error) process.stderr.write(`${error.stack}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,150 @@
+// Typed access to graft_native, the C++ addon in native/. One module is built per
+// node-llama-cpp binary variant (cpu, cuda, vulkan); we load the one matching the variant
+// node-llama-cpp selected, so the process holds a single copy of ggml and llama.cpp.
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export type KvType = 'u8' | 'i8' | 'u16' | 'i16' | 'u32' | 'i32' | 'u64' | 'i64' | 'f32' | 'f64' | 'bool' | 'str' | 'arr';
+export type KvScalar = number | bigint | boolean | string;
+
+export interface KvEntry {
+  key: string;
+  type: KvType;
+  value: KvScalar | KvScalar[];
+  itemType?: KvType;
+  /** Arrays: the full element count (value may hold fewer, see truncated). */
+  length?: number;
+  truncated?: boolean;
+}
+
+export interface TensorEntry {
+  name: string;
+  type: string;
+  typeId: number;
+  /** ggml order: shape[0] is the row length. */
+  shape: number[];
+  offset: number;
+  fileOffset: number;
+  size: number;
+}
+
+export interface GgufInspection {
+  version: number;
+  alignment: number;
+  dataOffset: number;
+  fileSize: number;
+  kv: KvEntry[];
+  tensors: TensorEntry[];
+}
+
+export interface TensorReplacement {
+  name: string;
+  type: string;
+  /** Values to encode as `type`; without f32 or raw the source tensor is re-encoded. */
+  f32?: Float32Array;
+  raw?: Uint8Array;
+}
+
+export interface RewriteOptions {
+  replace?: TensorReplacement[];
+  setKv?: KvEntry[];
+  removeKv?: string[];
+}
+
+export interface RewriteResult {
+  bytesWritten: number;
+  tensorsReplaced: number;
+  tensorsCopied: number;
+}
+
+export interface TensorSpec {
+  name: string;
+  type: string;
+  shape: number[];
+}
+
+export interface NativeGgufWriter {
+  next(): TensorSpec | null;
+  writeF32(values: Float32Array): void;
+  writeRaw(bytes: Uint8Array): void;
+  finish(): number;
+  abort(): void;
+}
+
+export interface TypeInfo {
+  id: number;
+  name: string;
+  blockSize: number;
+  typeSize: number;
+  quantized: boolean;
+  canEncode: boolean;
+}
+
+export interface BuildInfo {
+  llamaCppCommit: string;
+  ggmlBaseLibrary: string;
+  ggmlLibrary: string;
+  llamaLibrary: string;
+  addonFile: string;
+}
+
+export interface GraftNative {
+  buildInfo(): BuildInfo;
+  inspect(path: string, options?: { maxArrayValues?: number }): GgufInspection;
+  readTensor(path: string, name: string): { type: string; shape: number[]; values: Float32Array };
+  rewrite(source: string, output: string, options?: RewriteOptions): Promise<RewriteResult>;
+  GgufWriter: new (path: string, kv: KvEntry[], tensors: TensorSpec[], alignment?: number) => NativeGgufWriter;
+  encode(values: Float32Array, type: string, valuesPerRow?: number): Uint8Array;
+  decode(bytes: Uint8Array, type: string, count: number): Float32Array;
+  typeInfo(type: string): TypeInfo;
+}
+
+export type NativeVariant = 'cpu' | 'cuda' | 'vulkan';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const repoRoot = path.resolve(here, '..', '..', '..');
+export const nativeBuildDir = path.join(repoRoot, 'native', 'build', 'Release');
+
+const loaded = new Map<NativeVariant, GraftNative>();
+
+export function nativeModulePath(variant: NativeVariant): string {
+  return path.join(nativeBuildDir, `graft_native-${variant}.node`);
+}
+
+export function variantForGpu(gpu: string | false): NativeVariant {
+  if (gpu === false) return 'cpu';
+  if (gpu === 'cuda' || gpu === 'vulkan') return gpu;
+  throw new Error(`node-llama-cpp selected the '${gpu}' backend, for which Graft has no native build on this platform`);
+}
+
+export function loadNativeVariant(variant: NativeVariant): GraftNative {
+  const cached = loaded.get(variant);
+  if (cached) return cached;
+  const file = nativeModulePath(variant);
+  if (!fs.existsSync(file)) {
+    throw new Error(`Graft's native addon for the ${variant} backend is not built (${file} is missing); run \`npm run build:native\``);
+  }
+  const require = createRequire(import.meta.url);
+  const addon = require(file) as GraftNative;
+  loaded.set(variant, addon);
+  return addon;
+}
+
+let selected: Promise<GraftNative> | undefined;
+
+/**
+ * The addon for the backend node-llama-cpp uses in this process (GRAFT_NATIVE_VARIANT
+ * overrides the choice).
+ */
+export function loadNative(): Promise<GraftNative> {
+  selected ??= (async () => {
+    const forced = process.env.GRAFT_NATIVE_VARIANT as NativeVariant | undefined;
+    if (forced) return loadNativeVariant(forced);
+    const { getSharedLlama } = await import('../models/llama.ts');
+    const llama = await getSharedLlama();
+    return loadNativeVariant(variantForGpu(llama.gpu));
+  })();
+  return selected;
+}

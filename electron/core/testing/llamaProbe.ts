@@ -1,0 +1,43 @@
+// Next-token probabilities as node-llama-cpp (llama.cpp) computes them: the independent
+// reference our own files and computations are checked against.
+import type { Llama, LlamaModel } from 'node-llama-cpp';
+
+import { getSharedLlama } from '../models/llama.ts';
+
+export async function withModel<T>(modelPath: string, fn: (model: LlamaModel, llama: Llama) => Promise<T>): Promise<T> {
+  const llama = await getSharedLlama();
+  const model = await llama.loadModel({ modelPath, gpuLayers: 0 });
+  try {
+    return await fn(model, llama);
+  } finally {
+    await model.dispose();
+  }
+}
+
+/** Full next-token distribution after `text` (BOS added as the model's vocabulary says). */
+export async function nextTokenDistribution(model: LlamaModel, text: string): Promise<Map<number, number>> {
+  const context = await model.createContext({ contextSize: 256, threads: 1, batchSize: 256 });
+  try {
+    const tokens = model.tokenize(text, true);
+    const sequence = context.getSequence();
+    const results = await sequence.controlledEvaluate(
+      tokens.map((t, i) => (i === tokens.length - 1 ? [t, { generateNext: { probabilities: true } }] : t)),
+    );
+    const probabilities = results[tokens.length - 1]?.next?.probabilities;
+    if (!probabilities) throw new Error('node-llama-cpp returned no probabilities');
+    return new Map([...probabilities].map(([token, p]) => [token as number, p]));
+  } finally {
+    await context.dispose();
+  }
+}
+
+export async function greedyCompletion(model: LlamaModel, text: string, maxTokens: number): Promise<string> {
+  const { LlamaCompletion } = await import('node-llama-cpp');
+  const context = await model.createContext({ contextSize: 256, threads: 1 });
+  try {
+    const completion = new LlamaCompletion({ contextSequence: context.getSequence() });
+    return await completion.generateCompletion(text, { maxTokens, temperature: 0 });
+  } finally {
+    await context.dispose();
+  }
+}
