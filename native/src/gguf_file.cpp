@@ -42,6 +42,9 @@ GgufFile::GgufFile(const std::string & path) : path_(path) {
         if (gguf_ == nullptr) {
             std::string why = capture.last_error();
             if (why.empty()) why = "its header or tensor table is corrupted";
+            if (why.find("failed to read") != std::string::npos || why.find("remaining file size") != std::string::npos) {
+                why += " (the file may be truncated: it is " + std::to_string(file_size_) + " bytes long)";
+            }
             throw GraftError(path + " is not a valid GGUF file: " + why);
         }
     }

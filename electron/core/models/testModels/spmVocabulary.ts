@@ -61,6 +61,7 @@ export function buildSpmVocabulary(size: number): Vocabulary {
   for (const a of letters) for (const b of letters) add(`\u2581${a}${b}`);
   for (const a of letters) for (const b of letters) add(`${a}${b}`);
   for (const a of letters) for (const b of letters) for (const c of letters) add(`${a}${b}${c}`);
+  for (const a of letters) for (const b of letters) for (const c of letters) add(`\u2581${a}${b}${c}`);
   const wanted = size - tokens.length;
   if (pieces.length < wanted) throw new Error(`--vocab ${size} is larger than the test vocabulary can fill (${tokens.length + pieces.length})`);
   const scores = tokens.map(() => 0);

@@ -1,0 +1,131 @@
+// The graft command as a user runs it: a child process, its exit code, stdout and stderr.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, test } from 'node:test';
+
+import { filesIn, realModel, tempDir } from '../core/testing/fixtures.ts';
+
+const bin = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'graft.js');
+
+function graft(args: string[], env: Record<string, string> = { GRAFT_NATIVE_VARIANT: 'cpu' }) {
+  const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', env: { ...process.env, ...env } });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function assertOneLineError(r: ReturnType<typeof graft>, pattern: RegExp) {
+  assert.notEqual(r.code, 0, 'expected a failure exit code');
+  const lines = r.stderr.trim().split('\n');
+  assert.match(lines[0]!, pattern);
+  assert.doesNotMatch(r.stderr, /\n\s+at /, 'a stack trace was printed');
+  assert.equal(r.stdout, '');
+}
+
+const modelArgs = ['--layers', '2', '--embd', '64', '--ff', '128', '--heads', '4', '--kv-heads', '2', '--vocab', '320', '--seed', '3'];
+
+describe('graft make-model and graft info', () => {
+  test('make-model writes a model that info describes (native variant chosen through node-llama-cpp)', () => {
+    const dir = tempDir();
+    const out = path.join(dir, 'm.gguf');
+    const made = graft(['make-model', '--arch', 'qwen2', ...modelArgs, '--type', 'q8_0', '--out', out, '--json'], {});
+    assert.equal(made.code, 0, made.stderr);
+    assert.equal(JSON.parse(made.stdout).bytes, fs.statSync(out).size);
+    const info = graft(['info', out, '--json'], {});
+    assert.equal(info.code, 0, info.stderr);
+    const parsed = JSON.parse(info.stdout);
+    assert.equal(parsed.architecture, 'qwen2');
+    assert.equal(parsed.layers, 2);
+    assert.equal(parsed.editable, true);
+    assert.match(parsed.sha256, /^[0-9a-f]{64}$/);
+    assert.deepEqual(parsed.ffnDownTypes, { 'blk.0.ffn_down.weight': 'q8_0', 'blk.1.ffn_down.weight': 'q8_0' });
+  });
+
+  test('text output names every field a researcher looks for', { skip: realModel('stories260K-Q8_0.gguf').skip }, () => {
+    const r = graft(['info', realModel('stories260K-Q8_0.gguf').path!]);
+    assert.equal(r.code, 0, r.stderr);
+    for (const field of ['architecture  llama', 'layers        5', 'n_ff          172', 'heads         8 (kv 4)', 'ffn_down      f16 (all 5 layers)',
+      'sha256        2a87a9aba8320850c56da63c24bc94a02c040ec4605e4b1a0a07b10242a8fe8f', 'editable      yes']) {
+      assert.ok(r.stdout.includes(field), `missing '${field}' in\n${r.stdout}`);
+    }
+  });
+
+  test('an unsupported architecture is described, with editable false and the reason', () => {
+    const dir = tempDir();
+    const out = path.join(dir, 'm.gguf');
+    assert.equal(graft(['make-model', '--arch', 'llama', ...modelArgs, '--out', out]).code, 0);
+    const gpt2 = path.join(dir, 'gpt2.gguf');
+    // Relabel the architecture the way a converter for another family would.
+    const bytes = fs.readFileSync(out);
+    const at = bytes.indexOf(Buffer.from('llama'));
+    fs.writeFileSync(gpt2, Buffer.concat([bytes.subarray(0, at), Buffer.from('gpt2\0'), bytes.subarray(at + 5)]));
+    const r = graft(['info', gpt2, '--json', '--no-sha256']);
+    if (r.code === 0) {
+      const parsed = JSON.parse(r.stdout);
+      assert.equal(parsed.editable, false);
+      assert.match(parsed.notEditableReason, /not supported|metadata/);
+    } else {
+      assertOneLineError(r, /graft info: error: /);
+    }
+  });
+});
+
+describe('bad input gives a one-line error, a failure exit code and no output file', () => {
+  test('missing path', () => assertOneLineError(graft(['info', '/nonexistent/model.gguf']), /file not found: \/nonexistent\/model\.gguf/));
+
+  test('a directory', () => assertOneLineError(graft(['info', tempDir()]), /is a directory/));
+
+  test('a file that is not GGUF', () => {
+    const file = path.join(tempDir(), 'notes.txt');
+    fs.writeFileSync(file, 'these are not weights\n');
+    assertOneLineError(graft(['info', file]), /is not a GGUF file: it starts with 'thes'/);
+  });
+
+  test('a truncated model', () => {
+    const dir = tempDir();
+    const out = path.join(dir, 'm.gguf');
+    graft(['make-model', ...modelArgs, '--out', out]);
+    const cut = path.join(dir, 'cut.gguf');
+    fs.writeFileSync(cut, fs.readFileSync(out).subarray(0, fs.statSync(out).size - 1000));
+    assertOneLineError(graft(['info', cut]), /is truncated: tensor 'blk\.1\.ffn_down\.weight' ends at byte \d+ but the file has only \d+ bytes/);
+    const header = path.join(dir, 'header.gguf');
+    fs.writeFileSync(header, fs.readFileSync(out).subarray(0, 500));
+    assertOneLineError(graft(['info', header]), /not a valid GGUF file: .*may be truncated/);
+  });
+
+  test('a corrupted header and an out-of-range tensor offset', () => {
+    const dir = tempDir();
+    const out = path.join(dir, 'm.gguf');
+    graft(['make-model', ...modelArgs, '--out', out]);
+    const bytes = fs.readFileSync(out);
+    const version = Buffer.from(bytes);
+    version.writeUInt32LE(99, 4);
+    fs.writeFileSync(path.join(dir, 'v.gguf'), version);
+    assertOneLineError(graft(['info', path.join(dir, 'v.gguf')]), /not a valid GGUF file: .*version 99/);
+    // The last tensor's offset field is the 8 bytes before the padding that ends the table.
+    const table = Buffer.from(bytes);
+    const name = Buffer.from('blk.1.ffn_down.weight');
+    const at = table.lastIndexOf(name) + name.length + 4 + 2 * 8 + 4;
+    table.writeBigUInt64LE(1n << 40n, at);
+    fs.writeFileSync(path.join(dir, 'o.gguf'), table);
+    assertOneLineError(graft(['info', path.join(dir, 'o.gguf')]), /not a valid GGUF file: tensor 'blk\.1\.ffn_down\.weight' has offset 1099511627776/);
+  });
+
+  test('make-model refuses an unsupported architecture, bad numbers and a missing folder, writing nothing', () => {
+    const dir = tempDir();
+    const out = path.join(dir, 'm.gguf');
+    const arch = graft(['make-model', '--arch', 'gpt2', ...modelArgs, '--out', out]);
+    assertOneLineError(arch, /--arch must be one of llama, qwen2, qwen3, got 'gpt2'/);
+    assertOneLineError(graft(['make-model', ...modelArgs, '--heads', 'four', '--out', out]), /--heads must be an integer/);
+    assertOneLineError(graft(['make-model', ...modelArgs, '--out', path.join(dir, 'no', 'm.gguf')]), /output folder .* does not exist/);
+    assertOneLineError(graft(['make-model', ...modelArgs]), /--out is required/);
+    assertOneLineError(graft(['info']), /give exactly one model file/);
+    assert.deepEqual(filesIn(dir), []);
+  });
+
+  test('unknown commands and options', () => {
+    assert.equal(graft(['frobnicate']).code, 2);
+    assertOneLineError(graft(['info', '--bogus', 'x']), /Unknown option '--bogus'/);
+  });
+});
