@@ -71,6 +71,28 @@ describe('graft make-model and graft info', () => {
   });
 });
 
+describe('graft logits and graft keys', () => {
+  test('JSON with one full log-probability row per position, and one key per position', () => {
+    const dir = tempDir();
+    const out = path.join(dir, 'm.gguf');
+    assert.equal(graft(['make-model', ...modelArgs, '--out', out]).code, 0);
+    const logits = graft(['logits', out, '--text', 'the king', '--json']);
+    assert.equal(logits.code, 0, logits.stderr);
+    const parsed = JSON.parse(logits.stdout);
+    assert.equal(parsed.logprobs.length, parsed.tokens.length);
+    for (const row of parsed.logprobs) {
+      assert.equal(row.length, 320);
+      assert.ok(Math.abs(row.reduce((s: number, x: number) => s + Math.exp(x), 0) - 1) < 1e-4);
+    }
+    const keys = JSON.parse(graft(['keys', out, '--text', 'the king', '--layer', '1', '--json']).stdout);
+    assert.equal(keys.keys.length, keys.tokens.length);
+    assert.equal(keys.keys[0].length, 128);
+    assertOneLineError(graft(['keys', out, '--text', 'the king', '--layer', '2']), /layer 2 is out of range \(the model has 2 layers, 0 to 1\)/);
+    assertOneLineError(graft(['logits', out, '--text', '   ']), /--text is empty/);
+    assertOneLineError(graft(['logits', out, '--text', 'x', '--engine', 'graph']), /not built yet/);
+  });
+});
+
 describe('bad input gives a one-line error, a failure exit code and no output file', () => {
   test('missing path', () => assertOneLineError(graft(['info', '/nonexistent/model.gguf']), /file not found: \/nonexistent\/model\.gguf/));
 

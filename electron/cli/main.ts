@@ -1,5 +1,6 @@
 // `graft`: the command line over the same core the app uses.
 import { runInfo, infoUsage } from './commands/info.ts';
+import { keysUsage, logitsUsage, runKeys, runLogits } from './commands/inspect.ts';
 import { runMakeModel, makeModelUsage } from './commands/makeModel.ts';
 import { runStart } from './commands/start.ts';
 import { UsageError, messageOf } from './errors.ts';
@@ -7,6 +8,8 @@ import { UsageError, messageOf } from './errors.ts';
 const commands: Record<string, { run: (argv: string[]) => Promise<void>; usage: string; summary: string }> = {
   info: { run: runInfo, usage: infoUsage, summary: 'architecture, dimensions, types, sha256 and editability of a GGUF model' },
   'make-model': { run: runMakeModel, usage: makeModelUsage, summary: 'write a random-weight GGUF test model (llama, qwen2, qwen3)' },
+  logits: { run: runLogits, usage: logitsUsage, summary: 'log-probabilities of the next token at every position, as llama.cpp computes them' },
+  keys: { run: runKeys, usage: keysUsage, summary: 'the MLP key (input of blk.L.ffn_down.weight) at every position' },
   start: { run: async () => runStart(helpText()), usage: 'graft start', summary: 'start the workbench (web mode where Electron cannot start)' },
 };
 

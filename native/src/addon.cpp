@@ -9,6 +9,7 @@
 namespace graft {
 
 void register_gguf(Napi::Env env, Napi::Object exports);
+void register_session(Napi::Env env, Napi::Object exports);
 
 namespace {
 
@@ -36,6 +37,7 @@ Napi::Value BuildInfo(const Napi::CallbackInfo & info) {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
     exports.Set("buildInfo", Napi::Function::New(env, BuildInfo, "buildInfo"));
     register_gguf(env, exports);
+    register_session(env, exports);
     return exports;
 }
 

@@ -90,7 +90,42 @@ export interface BuildInfo {
   addonFile: string;
 }
 
+export interface SessionOptions {
+  contextSize?: number;
+  threads?: number;
+  gpuLayers?: number;
+}
+
+export interface EvaluateRequest {
+  keyLayers?: number[];
+  residualLayers?: number[];
+  logprobs?: boolean;
+}
+
+export interface EvaluateResult {
+  nTokens: number;
+  nVocab: number;
+  /** nTokens × nVocab log-probabilities of the next token, row per position. */
+  logprobs?: Float32Array;
+  /** Per layer: nTokens × n_ff MLP keys (the input of blk.L.ffn_down.weight). */
+  keys: Record<string, Float32Array>;
+  /** Per layer: nTokens × n_embd residual stream after the layer (l_out-L). */
+  residuals: Record<string, Float32Array>;
+}
+
+export interface NativeLlamaSession {
+  readonly nLayer: number;
+  readonly nEmbd: number;
+  readonly nVocab: number;
+  readonly contextSize: number;
+  tokenize(text: string, addSpecial?: boolean): Int32Array;
+  tokenPiece(token: number): string;
+  evaluate(tokens: Int32Array, request?: EvaluateRequest): Promise<EvaluateResult>;
+  dispose(): void;
+}
+
 export interface GraftNative {
+  openLlamaSession(path: string, options?: SessionOptions): Promise<NativeLlamaSession>;
   buildInfo(): BuildInfo;
   inspect(path: string, options?: { maxArrayValues?: number }): GgufInspection;
   readTensor(path: string, name: string): { type: string; shape: number[]; values: Float32Array };

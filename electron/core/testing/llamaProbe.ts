@@ -14,11 +14,19 @@ export async function withModel<T>(modelPath: string, fn: (model: LlamaModel, ll
   }
 }
 
-/** Full next-token distribution after `text` (BOS added as the model's vocabulary says). */
-export async function nextTokenDistribution(model: LlamaModel, text: string): Promise<Map<number, number>> {
-  const context = await model.createContext({ contextSize: 256, threads: 1, batchSize: 256 });
+/**
+ * Full next-token distribution after `text` (BOS added as the model's vocabulary says).
+ * `exact` uses an F32 KV cache without flash attention: the default F16 cache alone moves
+ * probabilities by ~1e-2.
+ */
+export async function nextTokenDistribution(model: LlamaModel, text: string, exact = false): Promise<Map<number, number>> {
+  const context = await model.createContext({
+    contextSize: 256, threads: 1, batchSize: 256,
+    ...(exact ? { flashAttention: false, experimentalKvCacheKeyType: 'F32', experimentalKvCacheValueType: 'F32' } as const : {}),
+  });
   try {
-    const tokens = model.tokenize(text, true);
+    const bos = model.tokens.bos;
+    const tokens = [...(model.tokens.shouldPrependBosToken && bos !== null ? [bos] : []), ...model.tokenize(text)];
     const sequence = context.getSequence();
     const results = await sequence.controlledEvaluate(
       tokens.map((t, i) => (i === tokens.length - 1 ? [t, { generateNext: { probabilities: true } }] : t)),
