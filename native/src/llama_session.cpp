@@ -1,6 +1,9 @@
 #include "llama_session.h"
 
+#include <dlfcn.h>
+
 #include <cmath>
+#include <mutex>
 #include <cstring>
 #include <set>
 
@@ -8,6 +11,7 @@
 #include "ggml-backend.h"
 #include "ggml.h"
 #include "gguf_file.h"
+#include "log_capture.h"
 
 namespace graft {
 
@@ -49,6 +53,23 @@ bool capture_callback(ggml_tensor * t, bool ask, void * user_data) {
     return !ask;
 }
 
+// node-llama-cpp loads ggml's backends when it starts; when the addon runs without it
+// (GRAFT_NATIVE_VARIANT set, a standalone tool), load them from the folder of the libggml
+// this process uses.
+void ensure_backends_loaded() {
+    static std::mutex mutex;
+    std::lock_guard<std::mutex> lock(mutex);
+    if (ggml_backend_dev_count() > 0) return;
+    Dl_info info{};
+    if (dladdr(reinterpret_cast<const void *>(&ggml_backend_dev_count), &info) != 0 && info.dli_fname != nullptr) {
+        std::string dir = info.dli_fname;
+        const auto slash = dir.find_last_of('/');
+        dir = slash == std::string::npos ? "." : dir.substr(0, slash);
+        ggml_backend_load_all_from_path(dir.c_str());
+    }
+    if (ggml_backend_dev_count() == 0) throw GraftError("no ggml compute backend could be loaded (is node-llama-cpp installed completely?)");
+}
+
 void log_softmax_row(const float * logits, int n, float * out) {
     double max = logits[0];
     for (int i = 1; i < n; ++i) max = std::max<double>(max, logits[i]);
@@ -62,10 +83,15 @@ void log_softmax_row(const float * logits, int n, float * out) {
 
 LlamaSession::LlamaSession(const std::string & path, const SessionOptions & options) : capture_(std::make_unique<CaptureState>()) {
     { GgufFile validated(path); }  // clear errors for bad files before llama.cpp sees them
+    LogCapture capture;  // llama.cpp's chatter while loading stays out of the user's terminal
+    ensure_backends_loaded();
     llama_model_params mp = llama_model_default_params();
     mp.n_gpu_layers = options.n_gpu_layers;
     model_ = llama_model_load_from_file(path.c_str(), mp);
-    if (model_ == nullptr) throw GraftError("llama.cpp could not load " + path + " (its log says why)");
+    if (model_ == nullptr) {
+        const std::string why = capture.last_error();
+        throw GraftError("llama.cpp could not load " + path + (why.empty() ? "" : ": " + why));
+    }
     const int train_ctx = llama_model_n_ctx_train(model_);
     n_ctx_ = options.n_ctx > 0 ? options.n_ctx : train_ctx;
     llama_context_params cp = llama_context_default_params();
@@ -82,11 +108,14 @@ LlamaSession::LlamaSession(const std::string & path, const SessionOptions & opti
     ctx_ = llama_init_from_model(model_, cp);
     if (ctx_ == nullptr) {
         llama_model_free(model_);
-        throw GraftError("llama.cpp could not create a context for " + path);
+        model_ = nullptr;
+        const std::string why = capture.last_error();
+        throw GraftError("llama.cpp could not create a context for " + path + (why.empty() ? "" : ": " + why));
     }
 }
 
 LlamaSession::~LlamaSession() {
+    LogCapture quiet;
     if (ctx_) llama_free(ctx_);
     if (model_) llama_model_free(model_);
 }
@@ -139,6 +168,7 @@ EvalResult LlamaSession::evaluate(const std::vector<int32_t> & tokens, const Cap
     }
     if (!state.key_weights.empty() || !state.resid_names.empty()) state.result = &result;
 
+    LogCapture capture;
     llama_memory_clear(llama_get_memory(ctx_), true);
     llama_batch batch = llama_batch_init(static_cast<int32_t>(tokens.size()), 0, 1);
     for (size_t i = 0; i < tokens.size(); ++i) {
@@ -152,7 +182,10 @@ EvalResult LlamaSession::evaluate(const std::vector<int32_t> & tokens, const Cap
     const int rc = llama_decode(ctx_, batch);
     llama_batch_free(batch);
     state.result = nullptr;
-    if (rc != 0) throw GraftError("llama.cpp failed to evaluate the tokens (llama_decode returned " + std::to_string(rc) + ")");
+    if (rc != 0) {
+        const std::string why = capture.last_error();
+        throw GraftError("llama.cpp failed to evaluate the tokens (llama_decode returned " + std::to_string(rc) + (why.empty() ? ")" : "): " + why));
+    }
     if (!state.error.empty()) throw GraftError(state.error);
 
     result.n_tokens = static_cast<int>(tokens.size());

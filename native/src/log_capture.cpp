@@ -3,6 +3,7 @@
 #include <mutex>
 
 #include "ggml.h"
+#include "llama.h"
 
 namespace graft {
 
@@ -12,15 +13,27 @@ std::mutex g_mutex;
 int g_active = 0;
 ggml_log_callback g_previous_callback = nullptr;
 void * g_previous_user_data = nullptr;
+ggml_log_callback g_previous_llama_callback = nullptr;
+void * g_previous_llama_user_data = nullptr;
 thread_local LogCapture * t_capture = nullptr;
 
 void capture_callback(ggml_log_level level, const char * text, void * user_data) {
     if (t_capture != nullptr) {
-        t_capture->append(text);
+        t_capture->append(level, text);
         return;
     }
     if (g_previous_callback != nullptr) {
         g_previous_callback(level, text, g_previous_user_data);
+    }
+}
+
+void capture_llama_callback(ggml_log_level level, const char * text, void * user_data) {
+    if (t_capture != nullptr) {
+        t_capture->append(level, text);
+        return;
+    }
+    if (g_previous_llama_callback != nullptr) {
+        g_previous_llama_callback(level, text, g_previous_llama_user_data);
     }
 }
 
@@ -39,6 +52,10 @@ LogCapture::LogCapture() {
     std::lock_guard<std::mutex> lock(g_mutex);
     if (g_active++ == 0) {
         ggml_log_get(&g_previous_callback, &g_previous_user_data);
+        llama_log_get(&g_previous_llama_callback, &g_previous_llama_user_data);
+        ggml_log_set(capture_callback, nullptr);
+        // llama_log_set also points ggml's logger at its callback: set ggml's again after it.
+        llama_log_set(capture_llama_callback, nullptr);
         ggml_log_set(capture_callback, nullptr);
     }
     t_capture = this;
@@ -48,24 +65,32 @@ LogCapture::~LogCapture() {
     t_capture = nullptr;
     std::lock_guard<std::mutex> lock(g_mutex);
     if (--g_active == 0) {
+        llama_log_set(g_previous_llama_callback, g_previous_llama_user_data);
         ggml_log_set(g_previous_callback, g_previous_user_data);
     }
 }
 
-void LogCapture::append(const char * text) {
+void LogCapture::append(ggml_log_level level, const char * text) {
+    // GGML_LOG_LEVEL_CONT continues the previous message at its level.
+    if (level != GGML_LOG_LEVEL_CONT) pending_level_ = level;
     pending_ += text;
     std::string::size_type nl;
     while ((nl = pending_.find('\n')) != std::string::npos) {
         std::string line = pending_.substr(0, nl);
         pending_.erase(0, nl + 1);
-        if (!line.empty()) lines_.push_back(strip_function_prefix(line));
+        if (!line.empty()) lines_.push_back({pending_level_, strip_function_prefix(line)});
     }
 }
 
 std::string LogCapture::last_error() const {
-    // The first message is the cause; later ones ("failed to read tensor info") repeat it
-    // in more general terms.
-    if (!lines_.empty()) return lines_.front();
+    // The first error is the cause; later ones ("failed to read tensor info") repeat it in
+    // more general terms. Without errors, the first message at all.
+    for (const auto & line : lines_) {
+        if (line.level == GGML_LOG_LEVEL_ERROR) return line.text;
+    }
+    if (!lines_.empty() && lines_.front().level != GGML_LOG_LEVEL_DEBUG && lines_.front().level != GGML_LOG_LEVEL_INFO) {
+        return lines_.front().text;
+    }
     if (!pending_.empty()) return strip_function_prefix(pending_);
     return "";
 }

@@ -1,10 +1,12 @@
 #pragma once
-// gguf.cpp reports why a file is invalid only through ggml's log callback. While a
-// LogCapture is alive, messages logged on this thread are kept (not printed) so they can
-// become the error message; messages from other threads still reach whoever installed the
-// callback before (node-llama-cpp's logger, usually).
+// gguf.cpp and llama.cpp report why a file is invalid only through their log callbacks.
+// While a LogCapture is alive, messages logged on this thread are kept (not printed) so they
+// can become the error message; messages from other threads still reach whoever installed
+// the callbacks before (node-llama-cpp's logger, usually).
 #include <string>
 #include <vector>
+
+#include "ggml.h"
 
 namespace graft {
 
@@ -18,11 +20,16 @@ public:
     // The most specific captured error line, without the "function_name: " prefix.
     std::string last_error() const;
 
-    void append(const char * text);
+    void append(ggml_log_level level, const char * text);
 
 private:
-    std::vector<std::string> lines_;
+    struct Line {
+        ggml_log_level level;
+        std::string text;
+    };
+    std::vector<Line> lines_;
     std::string pending_;
+    ggml_log_level pending_level_ = GGML_LOG_LEVEL_NONE;
 };
 
 }  // namespace graft
