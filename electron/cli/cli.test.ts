@@ -142,6 +142,16 @@ describe('bad input gives a one-line error, a failure exit code and no output fi
     assertOneLineError(graft(['make-model', ...modelArgs]), /--out is required/);
     assertOneLineError(graft(['info']), /give exactly one model file/);
     assert.deepEqual(filesIn(dir), []);
+    // An existing file is never replaced without --force.
+    fs.writeFileSync(out, 'precious');
+    assertOneLineError(graft(['make-model', ...modelArgs, '--out', out]), /already exists; choose another --out or add --force/);
+    assert.equal(fs.readFileSync(out, 'utf8'), 'precious');
+    assert.equal(graft(['make-model', ...modelArgs, '--out', out, '--force']).code, 0);
+    assert.equal(fs.readFileSync(out).subarray(0, 4).toString(), 'GGUF');
+  });
+
+  test('an unknown native variant is named', () => {
+    assertOneLineError(graft(['info', '/nonexistent.gguf'], { GRAFT_NATIVE_VARIANT: 'gpu' }), /GRAFT_NATIVE_VARIANT must be one of cpu, cuda, vulkan, got 'gpu'/);
   });
 
   test('unknown commands and options', () => {

@@ -11,10 +11,13 @@ namespace {
 
 std::mutex g_mutex;
 int g_active = 0;
-ggml_log_callback g_previous_callback = nullptr;
-void * g_previous_user_data = nullptr;
-ggml_log_callback g_previous_llama_callback = nullptr;
-void * g_previous_llama_user_data = nullptr;
+// ggml and llama.cpp each have a logger; we replace both and remember who had them.
+struct PreviousLogger {
+    ggml_log_callback callback = nullptr;
+    void * user_data = nullptr;
+};
+PreviousLogger g_previous_ggml;
+PreviousLogger g_previous_llama;
 thread_local LogCapture * t_capture = nullptr;
 
 void capture_callback(ggml_log_level level, const char * text, void * user_data) {
@@ -22,19 +25,8 @@ void capture_callback(ggml_log_level level, const char * text, void * user_data)
         t_capture->append(level, text);
         return;
     }
-    if (g_previous_callback != nullptr) {
-        g_previous_callback(level, text, g_previous_user_data);
-    }
-}
-
-void capture_llama_callback(ggml_log_level level, const char * text, void * user_data) {
-    if (t_capture != nullptr) {
-        t_capture->append(level, text);
-        return;
-    }
-    if (g_previous_llama_callback != nullptr) {
-        g_previous_llama_callback(level, text, g_previous_llama_user_data);
-    }
+    const auto * previous = static_cast<const PreviousLogger *>(user_data);
+    if (previous->callback != nullptr) previous->callback(level, text, previous->user_data);
 }
 
 std::string strip_function_prefix(const std::string & line) {
@@ -51,12 +43,11 @@ std::string strip_function_prefix(const std::string & line) {
 LogCapture::LogCapture() {
     std::lock_guard<std::mutex> lock(g_mutex);
     if (g_active++ == 0) {
-        ggml_log_get(&g_previous_callback, &g_previous_user_data);
-        llama_log_get(&g_previous_llama_callback, &g_previous_llama_user_data);
-        ggml_log_set(capture_callback, nullptr);
-        // llama_log_set also points ggml's logger at its callback: set ggml's again after it.
-        llama_log_set(capture_llama_callback, nullptr);
-        ggml_log_set(capture_callback, nullptr);
+        ggml_log_get(&g_previous_ggml.callback, &g_previous_ggml.user_data);
+        llama_log_get(&g_previous_llama.callback, &g_previous_llama.user_data);
+        // llama_log_set also points ggml's logger at its callback: set ggml's after it.
+        llama_log_set(capture_callback, &g_previous_llama);
+        ggml_log_set(capture_callback, &g_previous_ggml);
     }
     t_capture = this;
 }
@@ -65,8 +56,8 @@ LogCapture::~LogCapture() {
     t_capture = nullptr;
     std::lock_guard<std::mutex> lock(g_mutex);
     if (--g_active == 0) {
-        llama_log_set(g_previous_llama_callback, g_previous_llama_user_data);
-        ggml_log_set(g_previous_callback, g_previous_user_data);
+        llama_log_set(g_previous_llama.callback, g_previous_llama.user_data);
+        ggml_log_set(g_previous_ggml.callback, g_previous_ggml.user_data);
     }
 }
 

@@ -1,3 +1,5 @@
+import fs from 'node:fs';
+
 import { makeTestModel, type TestModelSpec } from '../../core/models/testModels/makeTestModel.ts';
 import { loadNative } from '../../core/native/binding.ts';
 import { integerOption, parseCommandArgs } from '../args.ts';
@@ -5,7 +7,7 @@ import { UsageError } from '../errors.ts';
 
 export const makeModelUsage =
   'graft make-model --arch llama|qwen2|qwen3 --layers N --embd D --ff F --heads H --kv-heads K --vocab V ' +
-  '--type f32|f16|q8_0|q4_k --seed S --out FILE [--context N] [--json]';
+  '--type f32|f16|q8_0|q4_k --seed S --out FILE [--context N] [--force] [--json]';
 
 export async function runMakeModel(argv: string[]): Promise<void> {
   const { values, positionals } = parseCommandArgs(argv, {
@@ -21,9 +23,14 @@ export async function runMakeModel(argv: string[]): Promise<void> {
     context: { type: 'string', default: '512' },
     out: { type: 'string' },
     json: { type: 'boolean', default: false },
+    force: { type: 'boolean', default: false },
   }, makeModelUsage);
   if (positionals.length) throw new UsageError(`unexpected argument '${positionals[0]}'\nusage: ${makeModelUsage}`);
   if (!values.out) throw new UsageError(`--out is required\nusage: ${makeModelUsage}`);
+  // A random model must never silently replace a file the user cares about.
+  if (fs.existsSync(values.out) && !values.force) {
+    throw new UsageError(`${values.out} already exists; choose another --out or add --force to replace it`);
+  }
   const heads = integerOption(values.heads, '--heads');
   const spec: TestModelSpec = {
     arch: values.arch as TestModelSpec['arch'],

@@ -136,7 +136,8 @@ export interface GraftNative {
   typeInfo(type: string): TypeInfo;
 }
 
-export type NativeVariant = 'cpu' | 'cuda' | 'vulkan';
+export const nativeVariants = ['cpu', 'cuda', 'vulkan'] as const;
+export type NativeVariant = (typeof nativeVariants)[number];
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.resolve(here, '..', '..', '..');
@@ -175,8 +176,13 @@ let selected: Promise<GraftNative> | undefined;
  */
 export function loadNative(): Promise<GraftNative> {
   selected ??= (async () => {
-    const forced = process.env.GRAFT_NATIVE_VARIANT as NativeVariant | undefined;
-    if (forced) return loadNativeVariant(forced);
+    const forced = process.env.GRAFT_NATIVE_VARIANT;
+    if (forced) {
+      if (!nativeVariants.includes(forced as NativeVariant)) {
+        throw new Error(`GRAFT_NATIVE_VARIANT must be one of ${nativeVariants.join(', ')}, got '${forced}'`);
+      }
+      return loadNativeVariant(forced as NativeVariant);
+    }
     const { getSharedLlama } = await import('../models/llama.ts');
     const llama = await getSharedLlama();
     return loadNativeVariant(variantForGpu(llama.gpu));
