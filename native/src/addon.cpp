@@ -10,6 +10,7 @@ namespace graft {
 
 void register_gguf(Napi::Env env, Napi::Object exports);
 void register_session(Napi::Env env, Napi::Object exports);
+void register_graph(Napi::Env env, Napi::Object exports);
 
 namespace {
 
@@ -38,6 +39,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     exports.Set("buildInfo", Napi::Function::New(env, BuildInfo, "buildInfo"));
     register_gguf(env, exports);
     register_session(env, exports);
+    register_graph(env, exports);
     return exports;
 }
 

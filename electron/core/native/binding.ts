@@ -6,6 +6,8 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import type { GraphModelOptions, NativeGraphModel } from './graphTypes.ts';
+
 export type KvType = 'u8' | 'i8' | 'u16' | 'i16' | 'u32' | 'i32' | 'u64' | 'i64' | 'f32' | 'f64' | 'bool' | 'str' | 'arr';
 export type KvScalar = number | bigint | boolean | string;
 
@@ -126,6 +128,7 @@ export interface NativeLlamaSession {
 
 export interface GraftNative {
   openLlamaSession(path: string, options?: SessionOptions): Promise<NativeLlamaSession>;
+  openGraphModel(path: string, options?: GraphModelOptions): Promise<NativeGraphModel>;
   buildInfo(): BuildInfo;
   inspect(path: string, options?: { maxArrayValues?: number }): GgufInspection;
   readTensor(path: string, name: string): { type: string; shape: number[]; values: Float32Array };

@@ -1,0 +1,464 @@
+#include "graph_run.h"
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <map>
+
+#include "errors.h"
+#include "weight_out_prod.h"
+
+namespace graft {
+
+Site parse_site(const std::string & name) {
+    if (name == "resid_in") return Site::ResidIn;
+    if (name == "attn_out") return Site::AttnOut;
+    if (name == "mlp_key") return Site::MlpKey;
+    if (name == "mlp_out") return Site::MlpOut;
+    if (name == "resid_out" || name == "resid") return Site::ResidOut;
+    throw GraftError("unknown hook site '" + name + "' (use resid_in, attn_out, mlp_key, mlp_out or resid_out)");
+}
+
+const char * site_name(Site site) {
+    switch (site) {
+        case Site::ResidIn: return "resid_in";
+        case Site::AttnOut: return "attn_out";
+        case Site::MlpKey: return "mlp_key";
+        case Site::MlpOut: return "mlp_out";
+        case Site::ResidOut: return "resid_out";
+    }
+    return "?";
+}
+
+namespace {
+
+void log_softmax_row(const float * logits, int n, float * out) {
+    double max = logits[0];
+    for (int i = 1; i < n; ++i) max = std::max<double>(max, logits[i]);
+    double sum = 0;
+    for (int i = 0; i < n; ++i) sum += std::exp(static_cast<double>(logits[i]) - max);
+    const double log_z = max + std::log(sum);
+    for (int i = 0; i < n; ++i) out[i] = static_cast<float>(logits[i] - log_z);
+}
+
+int graph_size_for(int n_layer) { return 4096 + 512 * n_layer; }
+
+}  // namespace
+
+GraphRun::GraphRun(GraphModel & model, const GraphRequest & request, bool with_backward) : model_(model), request_(request) {
+    validate();
+    if (with_backward && request_.deltas.empty()) throw GraftError("gradients need at least one delta to differentiate with respect to");
+    if (with_backward && request_.targets.empty() && request_.references.empty()) {
+        throw GraftError("gradients need a loss: give target tokens or reference distributions");
+    }
+    try {
+        build(with_backward);
+        upload_inputs();
+    } catch (...) {
+        release();
+        throw;
+    }
+}
+
+GraphRun::~GraphRun() { release(); }
+
+void GraphRun::release() {
+    if (sched_) { ggml_backend_sched_free(sched_); sched_ = nullptr; }
+    if (static_buffer_) { ggml_backend_buffer_free(static_buffer_); static_buffer_ = nullptr; }
+    if (ctx_compute_) { ggml_free(ctx_compute_); ctx_compute_ = nullptr; }
+    if (ctx_static_) { ggml_free(ctx_static_); ctx_static_ = nullptr; }
+}
+
+int GraphRun::n_nodes_forward() const { return gf_ ? ggml_graph_n_nodes(gf_) : 0; }
+int GraphRun::n_nodes_backward() const { return gb_ ? ggml_graph_n_nodes(gb_) : 0; }
+
+void GraphRun::validate() const {
+    const GraphHparams & hp = model_.hparams();
+    const auto & r = request_;
+    if (r.prompts.empty()) throw GraftError("no prompts to evaluate");
+    for (size_t p = 0; p < r.prompts.size(); ++p) {
+        const auto & tokens = r.prompts[p];
+        if (tokens.empty()) throw GraftError("prompt " + std::to_string(p) + " is empty: there is nothing to evaluate");
+        if (static_cast<int>(tokens.size()) > hp.n_ctx_train) {
+            throw GraftError("prompt " + std::to_string(p) + " is " + std::to_string(tokens.size()) + " tokens long but the model's context holds " +
+                             std::to_string(hp.n_ctx_train) + "; shorten it");
+        }
+        for (int32_t t : tokens) {
+            if (t < 0 || t >= hp.n_vocab) throw GraftError("token id " + std::to_string(t) + " is outside the vocabulary (0.." + std::to_string(hp.n_vocab - 1) + ")");
+        }
+    }
+    auto check_layer = [&](int layer, const std::string & what) {
+        if (layer < 0 || layer >= hp.n_layer) {
+            throw GraftError(what + ": layer " + std::to_string(layer) + " is out of range (the model has " + std::to_string(hp.n_layer) +
+                             " layers, 0 to " + std::to_string(hp.n_layer - 1) + ")");
+        }
+        if (layer < r.from_layer) {
+            throw GraftError(what + ": layer " + std::to_string(layer) + " lies before the first computed layer " + std::to_string(r.from_layer));
+        }
+    };
+    auto check_row = [&](const RowRef & row, const std::string & what) {
+        if (row.prompt < 0 || row.prompt >= static_cast<int>(r.prompts.size())) throw GraftError(what + ": prompt " + std::to_string(row.prompt) + " does not exist");
+        const int n = static_cast<int>(r.prompts[static_cast<size_t>(row.prompt)].size());
+        if (row.pos < 0 || row.pos >= n) {
+            throw GraftError(what + ": position " + std::to_string(row.pos) + " is outside prompt " + std::to_string(row.prompt) + " (" + std::to_string(n) + " tokens)");
+        }
+    };
+    if (r.from_layer < 0 || r.from_layer >= hp.n_layer) check_layer(r.from_layer, "the first layer");
+    size_t total = 0;
+    for (const auto & p : r.prompts) total += p.size();
+    if (r.from_layer > 0 && r.input_states.size() != total * static_cast<size_t>(hp.n_embd)) {
+        throw GraftError("starting at layer " + std::to_string(r.from_layer) + " needs the residual states entering it: tokens × n_embd = " +
+                         std::to_string(total * static_cast<size_t>(hp.n_embd)) + " values");
+    }
+    for (const auto & d : r.deltas) {
+        check_layer(d.layer, "delta");
+        const size_t width = static_cast<size_t>(d.site == Site::MlpKey ? hp.n_ff : hp.n_embd);
+        if (d.values.size() != width) throw GraftError("a delta at " + std::string(site_name(d.site)) + " needs " + std::to_string(width) + " values, got " + std::to_string(d.values.size()));
+        if (d.rows.empty()) throw GraftError("a delta needs at least one position to be added at");
+        for (const auto & row : d.rows) check_row(row, "delta");
+    }
+    for (const auto & o : r.overlays) {
+        check_layer(o.layer, "overlay");
+        if (o.rank <= 0 || o.u.size() != static_cast<size_t>(o.rank) * hp.n_embd || o.v.size() != static_cast<size_t>(o.rank) * hp.n_ff) {
+            throw GraftError("an overlay of rank r needs r × n_embd values of u and r × n_ff values of v");
+        }
+    }
+    for (const auto & row : r.logit_rows) check_row(row, "logits");
+    for (const auto & c : r.captures) check_layer(c.layer, "capture");
+    for (const auto & t : r.targets) {
+        check_row(t.row, "target");
+        if (t.token < 0 || t.token >= hp.n_vocab) throw GraftError("target token " + std::to_string(t.token) + " is outside the vocabulary");
+    }
+    for (const auto & ref : r.references) {
+        check_row(ref.row, "reference");
+        if (ref.logprobs.size() != static_cast<size_t>(hp.n_vocab)) throw GraftError("a reference distribution needs n_vocab = " + std::to_string(hp.n_vocab) + " log-probabilities");
+    }
+}
+
+ggml_tensor * GraphRun::hook(ggml_tensor * x, int layer, Site site) {
+    for (size_t i = 0; i < request_.deltas.size(); ++i) {
+        const DeltaSpec & d = request_.deltas[i];
+        if (d.layer != layer || d.site != site) continue;
+        x = ggml_add(ctx_compute_, x, ggml_mul(ctx_compute_, ggml_repeat(ctx_compute_, delta_t_[i], x), delta_mask_t_[i]));
+    }
+    for (size_t i = 0; i < request_.captures.size(); ++i) {
+        const CaptureSpec & c = request_.captures[i];
+        if (c.layer != layer || c.site != site) continue;
+        ggml_set_output(x);
+        capture_t_[i] = x;
+    }
+    return x;
+}
+
+ggml_tensor * GraphRun::build_layer(ggml_tensor * inp, int il) {
+    ggml_context * ctx = ctx_compute_;
+    const GraphHparams & hp = model_.hparams();
+    const LayerWeights & w = model_.layer(il);
+    const int64_t hd = hp.head_dim, T = n_tokens_;
+
+    ggml_tensor * x = hook(inp, il, Site::ResidIn);
+    ggml_tensor * cur = ggml_mul(ctx, ggml_rms_norm(ctx, x, hp.rms_eps), w.attn_norm);
+    auto linear = [&](ggml_tensor * weight, ggml_tensor * bias, ggml_tensor * in) {
+        ggml_tensor * y = ggml_mul_mat(ctx, weight, in);
+        return bias ? ggml_add(ctx, y, bias) : y;
+    };
+    ggml_tensor * q = ggml_reshape_3d(ctx, linear(w.wq, w.bq, cur), hd, hp.n_head, T);
+    ggml_tensor * k = ggml_reshape_3d(ctx, linear(w.wk, w.bk, cur), hd, hp.n_head_kv, T);
+    ggml_tensor * v = ggml_reshape_3d(ctx, linear(w.wv, w.bv, cur), hd, hp.n_head_kv, T);
+    if (w.q_norm) q = ggml_mul(ctx, ggml_rms_norm(ctx, q, hp.rms_eps), w.q_norm);
+    if (w.k_norm) k = ggml_mul(ctx, ggml_rms_norm(ctx, k, hp.rms_eps), w.k_norm);
+    q = ggml_rope_ext(ctx, q, positions_, model_.rope_freqs(), hp.n_rot, hp.rope_mode, hp.n_ctx_orig, hp.rope_freq_base, hp.rope_freq_scale, 0.0f, 1.0f, 32.0f, 1.0f);
+    k = ggml_rope_ext(ctx, k, positions_, model_.rope_freqs(), hp.n_rot, hp.rope_mode, hp.n_ctx_orig, hp.rope_freq_base, hp.rope_freq_scale, 0.0f, 1.0f, 32.0f, 1.0f);
+
+    ggml_tensor * kq = ggml_mul_mat(ctx, ggml_permute(ctx, k, 0, 2, 1, 3), ggml_permute(ctx, q, 0, 2, 1, 3));  // [T_k, T_q, heads]
+    ggml_mul_mat_set_prec(kq, GGML_PREC_F32);
+    kq = ggml_soft_max_ext(ctx, kq, mask_, hp.kq_scale, 0.0f);
+    ggml_tensor * vt = ggml_cont(ctx, ggml_permute(ctx, v, 1, 2, 0, 3));  // [T_k, hd, kv_heads]
+    ggml_tensor * kqv = ggml_mul_mat(ctx, vt, kq);                          // [hd, T_q, heads]
+    cur = ggml_cont_2d(ctx, ggml_permute(ctx, kqv, 0, 2, 1, 3), hd * hp.n_head, T);
+    cur = hook(linear(w.wo, w.bo, cur), il, Site::AttnOut);
+    ggml_tensor * ffn_inp = ggml_add(ctx, cur, x);
+
+    cur = ggml_mul(ctx, ggml_rms_norm(ctx, ffn_inp, hp.rms_eps), w.ffn_norm);
+    ggml_tensor * key = ggml_swiglu_split(ctx, linear(w.gate, w.gate_b, cur), linear(w.up, w.up_b, cur));
+    key = hook(key, il, Site::MlpKey);
+    ggml_tensor * out = linear(w.down, w.down_b, key);
+    for (size_t i = 0; i < request_.overlays.size(); ++i) {
+        if (request_.overlays[i].layer != il) continue;
+        ggml_tensor * z = ggml_mul_mat(ctx, overlay_t_[i].first, key);
+        out = ggml_add(ctx, out, ggml_mul_mat(ctx, overlay_t_[i].second, z));
+    }
+    out = hook(out, il, Site::MlpOut);
+    return hook(ggml_add(ctx, out, ffn_inp), il, Site::ResidOut);
+}
+
+void GraphRun::build(bool with_backward) {
+    const GraphHparams & hp = model_.hparams();
+    const auto & r = request_;
+    prompt_start_.clear();
+    for (const auto & p : r.prompts) {
+        prompt_start_.push_back(n_tokens_);
+        n_tokens_ += static_cast<int>(p.size());
+    }
+    // Rows whose logits are needed: requested ones first, then loss rows not yet included.
+    std::map<std::pair<int, int>, int> row_index;
+    auto add_row = [&](const RowRef & row) {
+        auto key = std::make_pair(row.prompt, row.pos);
+        if (row_index.count(key)) return;
+        row_index[key] = static_cast<int>(out_rows_.size());
+        out_rows_.push_back(row);
+    };
+    if (r.all_logits) {
+        for (size_t p = 0; p < r.prompts.size(); ++p) for (size_t i = 0; i < r.prompts[p].size(); ++i) add_row({static_cast<int>(p), static_cast<int>(i)});
+    }
+    for (const auto & row : r.logit_rows) add_row(row);
+    for (const auto & t : r.targets) add_row(t.row);
+    for (const auto & ref : r.references) add_row(ref.row);
+    const bool has_loss = !r.targets.empty() || !r.references.empty();
+    const int R = static_cast<int>(out_rows_.size());
+
+    const int graph_size = graph_size_for(hp.n_layer);
+    {
+        const size_t n_static = 16 + 2 * r.deltas.size() + 2 * r.overlays.size() + 2 * static_cast<size_t>(graph_size);
+        ggml_init_params params{ggml_tensor_overhead() * n_static, nullptr, true};
+        ctx_static_ = ggml_init(params);
+        ggml_init_params cparams{ggml_tensor_overhead() * static_cast<size_t>(graph_size) * 6 + ggml_graph_overhead_custom(static_cast<size_t>(graph_size), true) * 3, nullptr, true};
+        ctx_compute_ = ggml_init(cparams);
+        if (!ctx_static_ || !ctx_compute_) throw GraftError("out of memory building the graph");
+    }
+    ggml_context * cs = ctx_static_;
+    auto input = [](ggml_tensor * t, const char * name) { ggml_set_name(t, name); ggml_set_input(t); return t; };
+    tokens_ = input(ggml_new_tensor_1d(cs, GGML_TYPE_I32, n_tokens_), "tokens");
+    positions_ = input(ggml_new_tensor_1d(cs, GGML_TYPE_I32, n_tokens_), "positions");
+    mask_ = input(ggml_new_tensor_2d(cs, GGML_TYPE_F32, n_tokens_, n_tokens_), "kq_mask");
+    if (R > 0) row_ids_ = input(ggml_new_tensor_1d(cs, GGML_TYPE_I32, R), "row_ids");
+    if (has_loss) labels_t_ = input(ggml_new_tensor_2d(cs, GGML_TYPE_F32, hp.n_vocab, R), "labels");
+    if (r.from_layer > 0) input_states_ = input(ggml_new_tensor_2d(cs, GGML_TYPE_F32, hp.n_embd, n_tokens_), "input_states");
+    for (size_t i = 0; i < r.deltas.size(); ++i) {
+        const auto & d = r.deltas[i];
+        ggml_tensor * t = ggml_new_tensor_1d(cs, GGML_TYPE_F32, static_cast<int64_t>(d.values.size()));
+        ggml_format_name(t, "delta-%zu", i);
+        if (with_backward) ggml_set_param(t); else ggml_set_input(t);
+        delta_t_.push_back(t);
+        delta_mask_t_.push_back(input(ggml_new_tensor_2d(cs, GGML_TYPE_F32, 1, n_tokens_), "delta_mask"));
+        delta_values_.push_back(d.values);
+    }
+    for (const auto & o : r.overlays) {
+        ggml_tensor * v = input(ggml_new_tensor_2d(cs, GGML_TYPE_F32, hp.n_ff, o.rank), "overlay_v");
+        ggml_tensor * u = input(ggml_new_tensor_2d(cs, GGML_TYPE_F32, o.rank, hp.n_embd), "overlay_u");
+        overlay_t_.emplace_back(v, u);
+    }
+    capture_t_.assign(r.captures.size(), nullptr);
+
+    ggml_tensor * cur = r.from_layer > 0 ? input_states_ : ggml_get_rows(ctx_compute_, model_.tok_embd(), tokens_);
+    for (int il = r.from_layer; il < hp.n_layer; ++il) cur = build_layer(cur, il);
+    gf_ = ggml_new_graph_custom(ctx_compute_, static_cast<size_t>(graph_size), with_backward);
+    for (ggml_tensor * c : capture_t_) if (c) ggml_build_forward_expand(gf_, c);
+    if (R > 0) {
+        ggml_tensor * h = ggml_mul(ctx_compute_, ggml_rms_norm(ctx_compute_, cur, hp.rms_eps), model_.output_norm());
+        logits_ = ggml_mul_mat(ctx_compute_, model_.output(), ggml_get_rows(ctx_compute_, h, row_ids_));
+        ggml_set_output(logits_);
+        ggml_build_forward_expand(gf_, logits_);
+        if (has_loss) {
+            loss_ = ggml_cross_entropy_loss(ctx_compute_, logits_, labels_t_);
+            ggml_set_loss(loss_);
+            ggml_set_output(loss_);
+            ggml_build_forward_expand(gf_, loss_);
+        }
+    }
+    if (with_backward) {
+        const int n = ggml_graph_n_nodes(gf_);
+        std::vector<ggml_tensor *> accs(static_cast<size_t>(n), nullptr);
+        for (int i = 0; i < n; ++i) {
+            ggml_tensor * node = ggml_graph_node(gf_, i);
+            if (node->flags & (GGML_TENSOR_FLAG_PARAM | GGML_TENSOR_FLAG_LOSS)) {
+                accs[static_cast<size_t>(i)] = ggml_new_tensor(cs, GGML_TYPE_F32, GGML_MAX_DIMS, node->ne);
+            }
+        }
+        gb_ = ggml_graph_dup(ctx_compute_, gf_, true);
+        ggml_build_backward_expand(ctx_compute_, gb_, accs.data());
+        replaced_out_prods_ = replace_weight_out_prods(ctx_compute_, gb_, model_);
+    }
+
+    static_buffer_ = ggml_backend_alloc_ctx_tensors(ctx_static_, model_.main_backend());
+    if (static_buffer_ == nullptr) throw GraftError("not enough memory for the graph's inputs");
+    std::vector<ggml_backend_t> backends = model_.backends();
+    sched_ = ggml_backend_sched_new(backends.data(), nullptr, static_cast<int>(backends.size()), static_cast<size_t>(graph_size), false, true);
+    if (sched_ == nullptr) throw GraftError("could not create the graph scheduler");
+
+    // Loss weights as cross-entropy labels: ggml's loss averages over rows, so scale by R.
+    if (has_loss) {
+        labels_.assign(static_cast<size_t>(hp.n_vocab) * R, 0.0f);
+        label_entropy_ = 0;
+        for (const auto & t : r.targets) {
+            const int row = row_index[{t.row.prompt, t.row.pos}];
+            labels_[static_cast<size_t>(row) * hp.n_vocab + t.token] += t.weight * R;
+        }
+        for (const auto & ref : r.references) {
+            const int row = row_index[{ref.row.prompt, ref.row.pos}];
+            for (int v = 0; v < hp.n_vocab; ++v) {
+                const double p = std::exp(static_cast<double>(ref.logprobs[static_cast<size_t>(v)]));
+                if (p <= 0) continue;
+                labels_[static_cast<size_t>(row) * hp.n_vocab + v] += static_cast<float>(ref.weight * p * R);
+                label_entropy_ += ref.weight * p * ref.logprobs[static_cast<size_t>(v)];
+            }
+        }
+    }
+}
+
+void GraphRun::upload_inputs() {
+    const GraphHparams & hp = model_.hparams();
+    const auto & r = request_;
+    std::vector<int32_t> tokens, positions;
+    for (const auto & p : r.prompts) {
+        for (size_t i = 0; i < p.size(); ++i) {
+            tokens.push_back(p[i]);
+            positions.push_back(static_cast<int32_t>(i));
+        }
+    }
+    ggml_backend_tensor_set(tokens_, tokens.data(), 0, ggml_nbytes(tokens_));
+    ggml_backend_tensor_set(positions_, positions.data(), 0, ggml_nbytes(positions_));
+    // Block-diagonal causal mask: each prompt attends only to its own earlier tokens.
+    const size_t T = static_cast<size_t>(n_tokens_);
+    std::vector<float> mask(T * T, -std::numeric_limits<float>::infinity());
+    for (size_t p = 0; p < r.prompts.size(); ++p) {
+        const size_t s = static_cast<size_t>(prompt_start_[p]), n = r.prompts[p].size();
+        for (size_t q = 0; q < n; ++q) for (size_t k = 0; k <= q; ++k) mask[(s + q) * T + s + k] = 0.0f;
+    }
+    ggml_backend_tensor_set(mask_, mask.data(), 0, ggml_nbytes(mask_));
+    if (row_ids_) {
+        std::vector<int32_t> ids;
+        for (const auto & row : out_rows_) ids.push_back(prompt_start_[static_cast<size_t>(row.prompt)] + row.pos);
+        ggml_backend_tensor_set(row_ids_, ids.data(), 0, ggml_nbytes(row_ids_));
+    }
+    if (labels_t_) ggml_backend_tensor_set(labels_t_, labels_.data(), 0, ggml_nbytes(labels_t_));
+    if (input_states_) ggml_backend_tensor_set(input_states_, r.input_states.data(), 0, ggml_nbytes(input_states_));
+    for (size_t i = 0; i < r.deltas.size(); ++i) {
+        std::vector<float> m(T, 0.0f);
+        for (const auto & row : r.deltas[i].rows) m[static_cast<size_t>(prompt_start_[static_cast<size_t>(row.prompt)] + row.pos)] = 1.0f;
+        ggml_backend_tensor_set(delta_mask_t_[i], m.data(), 0, ggml_nbytes(delta_mask_t_[i]));
+        ggml_backend_tensor_set(delta_t_[i], delta_values_[i].data(), 0, ggml_nbytes(delta_t_[i]));
+    }
+    for (size_t i = 0; i < r.overlays.size(); ++i) {
+        const auto & o = r.overlays[i];
+        ggml_backend_tensor_set(overlay_t_[i].first, o.v.data(), 0, ggml_nbytes(overlay_t_[i].first));
+        std::vector<float> ut(o.u.size());  // [r, n_embd] in ggml order: element (j, e) at e·r + j
+        for (int j = 0; j < o.rank; ++j) for (int e = 0; e < hp.n_embd; ++e) ut[static_cast<size_t>(e) * o.rank + j] = o.scale * o.u[static_cast<size_t>(j) * hp.n_embd + e];
+        ggml_backend_tensor_set(overlay_t_[i].second, ut.data(), 0, ggml_nbytes(overlay_t_[i].second));
+    }
+}
+
+void GraphRun::set_delta(size_t index, const std::vector<float> & values) {
+    if (index >= delta_t_.size() || values.size() != delta_values_[index].size()) throw GraftError("delta index or size out of range");
+    delta_values_[index] = values;
+    ggml_backend_tensor_set(delta_t_[index], values.data(), 0, ggml_nbytes(delta_t_[index]));
+}
+
+GraphResult GraphRun::compute(bool backward) {
+    if (backward && gb_ == nullptr) throw GraftError("this graph was built without gradients");
+    ggml_cgraph * g = backward ? gb_ : gf_;
+    ggml_backend_sched_reset(sched_);
+    if (!ggml_backend_sched_alloc_graph(sched_, g)) throw GraftError("not enough memory to evaluate the graph");
+    if (backward) ggml_graph_reset(gb_);
+    const ggml_status status = ggml_backend_sched_graph_compute(sched_, g);
+    if (status != GGML_STATUS_SUCCESS) throw GraftError("ggml failed to compute the graph (status " + std::to_string(static_cast<int>(status)) + ")");
+    GraphResult result;
+    read_outputs(result, backward);
+    return result;
+}
+
+void GraphRun::read_outputs(GraphResult & result, bool backward) {
+    const GraphHparams & hp = model_.hparams();
+    const int V = hp.n_vocab;
+    result.n_vocab = V;
+    result.rows = out_rows_;
+    if (logits_) {
+        std::vector<float> logits(static_cast<size_t>(ggml_nelements(logits_)));
+        ggml_backend_tensor_get(logits_, logits.data(), 0, ggml_nbytes(logits_));
+        result.logprobs.resize(logits.size());
+        for (size_t i = 0; i < out_rows_.size(); ++i) log_softmax_row(logits.data() + i * V, V, result.logprobs.data() + i * V);
+    }
+    std::map<std::pair<int, int>, size_t> row_of;
+    for (size_t i = 0; i < out_rows_.size(); ++i) row_of[{out_rows_[i].prompt, out_rows_[i].pos}] = i;
+    for (const auto & t : request_.targets) {
+        result.nll -= t.weight * static_cast<double>(result.logprobs[row_of[{t.row.prompt, t.row.pos}] * V + static_cast<size_t>(t.token)]);
+    }
+    for (const auto & ref : request_.references) {
+        const float * q = result.logprobs.data() + row_of[{ref.row.prompt, ref.row.pos}] * V;
+        double kl = 0;
+        for (int v = 0; v < V; ++v) {
+            const double lp = ref.logprobs[static_cast<size_t>(v)];
+            const double p = std::exp(lp);
+            if (p > 0) kl += p * (lp - q[v]);
+        }
+        result.kl += ref.weight * kl;
+    }
+    result.loss = result.nll + result.kl;
+    for (size_t i = 0; i < request_.captures.size(); ++i) {
+        ggml_tensor * t = capture_t_[i];
+        Capture c;
+        c.layer = request_.captures[i].layer;
+        c.site = request_.captures[i].site;
+        c.width = static_cast<int>(t->ne[0]);
+        c.values.resize(static_cast<size_t>(ggml_nelements(t)));
+        ggml_backend_tensor_get(t, c.values.data(), 0, ggml_nbytes(t));
+        result.captures.push_back(std::move(c));
+    }
+    if (backward) {
+        for (ggml_tensor * d : delta_t_) {
+            ggml_tensor * g = ggml_graph_get_grad_acc(gb_, d);
+            std::vector<float> grad(static_cast<size_t>(ggml_nelements(d)), 0.0f);
+            if (g) ggml_backend_tensor_get(g, grad.data(), 0, ggml_nbytes(g));
+            result.gradients.push_back(std::move(grad));
+        }
+    }
+}
+
+GraphResult GraphRun::optimize(const AdamOptions & o, const std::function<bool(const StepReport &)> & on_step) {
+    if (gb_ == nullptr) throw GraftError("this graph was built without gradients");
+    if (o.steps < 0 || !(o.lr > 0)) throw GraftError("Adam needs steps ≥ 0 and a positive learning rate");
+    std::vector<std::vector<double>> m(delta_values_.size()), v(delta_values_.size());
+    for (size_t i = 0; i < delta_values_.size(); ++i) {
+        m[i].assign(delta_values_[i].size(), 0.0);
+        v[i].assign(delta_values_[i].size(), 0.0);
+    }
+    for (int step = 0; step < o.steps; ++step) {
+        GraphResult r = compute(true);
+        StepReport report;
+        report.step = step;
+        report.nll = r.nll;
+        report.kl = r.kl;
+        double decay = 0;
+        for (const auto & d : delta_values_) {
+            double n2 = 0;
+            for (float x : d) n2 += static_cast<double>(x) * x;
+            decay += o.weight_decay * n2;
+            report.delta_norms.push_back(std::sqrt(n2));
+        }
+        report.loss = r.loss + decay;
+        if (on_step && !on_step(report)) break;
+        if (report.loss < o.stop_loss || step == o.steps - 1) break;
+        const double t = step + 1;
+        for (size_t i = 0; i < delta_values_.size(); ++i) {
+            std::vector<float> next = delta_values_[i];
+            for (size_t j = 0; j < next.size(); ++j) {
+                const double g = r.gradients[i][j] + 2.0 * o.weight_decay * next[j];
+                m[i][j] = o.beta1 * m[i][j] + (1 - o.beta1) * g;
+                v[i][j] = o.beta2 * v[i][j] + (1 - o.beta2) * g * g;
+                const double mh = m[i][j] / (1 - std::pow(o.beta1, t)), vh = v[i][j] / (1 - std::pow(o.beta2, t));
+                next[j] = static_cast<float>(next[j] - o.lr * mh / (std::sqrt(vh) + o.eps));
+            }
+            const float max_norm = i < o.max_norm.size() ? o.max_norm[i] : 0.0f;
+            if (max_norm > 0) {
+                double n2 = 0;
+                for (float x : next) n2 += static_cast<double>(x) * x;
+                const double n = std::sqrt(n2);
+                if (n > max_norm) for (float & x : next) x = static_cast<float>(x * (max_norm / n));
+            }
+            set_delta(i, next);
+        }
+    }
+    return compute(false);
+}
+
+}  // namespace graft

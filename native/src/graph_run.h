@@ -1,0 +1,68 @@
+#pragma once
+// One request built into a ggml graph (forward, and backward when gradients are wanted),
+// allocated once and computed as often as needed: an Adam loop changes only the delta
+// values between computes.
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "ggml-backend.h"
+#include "ggml.h"
+#include "graph_model.h"
+#include "graph_request.h"
+
+namespace graft {
+
+class GraphRun {
+public:
+    GraphRun(GraphModel & model, const GraphRequest & request, bool with_backward);
+    ~GraphRun();
+    GraphRun(const GraphRun &) = delete;
+    GraphRun & operator=(const GraphRun &) = delete;
+
+    GraphResult compute(bool backward);
+    void set_delta(size_t index, const std::vector<float> & values);
+    const std::vector<float> & delta(size_t index) const { return delta_values_[index]; }
+
+    // Adam on the deltas. on_step returns false to cancel (the deltas keep their last values).
+    // The result is a forward at the final deltas (without gradients).
+    GraphResult optimize(const AdamOptions & options, const std::function<bool(const StepReport &)> & on_step);
+
+    int replaced_out_prods() const { return replaced_out_prods_; }
+    int n_nodes_forward() const;
+    int n_nodes_backward() const;
+
+private:
+    void validate() const;
+    void release();
+    void build(bool with_backward);
+    ggml_tensor * hook(ggml_tensor * x, int layer, Site site);
+    ggml_tensor * build_layer(ggml_tensor * inp, int il);
+    void upload_inputs();
+    void read_outputs(GraphResult & result, bool backward);
+
+    GraphModel & model_;
+    GraphRequest request_;
+    int n_tokens_ = 0;
+    std::vector<int> prompt_start_;
+    std::vector<RowRef> out_rows_;
+    std::vector<float> labels_;
+    double label_entropy_ = 0;  // Σ w · Σ p_ref log p_ref, so that loss reports KL, not cross-entropy
+
+    ggml_context * ctx_static_ = nullptr;
+    ggml_context * ctx_compute_ = nullptr;
+    ggml_backend_buffer_t static_buffer_ = nullptr;
+    ggml_backend_sched_t sched_ = nullptr;
+    ggml_cgraph * gf_ = nullptr;
+    ggml_cgraph * gb_ = nullptr;
+
+    ggml_tensor * tokens_ = nullptr, * positions_ = nullptr, * mask_ = nullptr, * input_states_ = nullptr;
+    ggml_tensor * row_ids_ = nullptr, * labels_t_ = nullptr, * logits_ = nullptr, * loss_ = nullptr;
+    std::vector<ggml_tensor *> delta_t_, delta_mask_t_;
+    std::vector<std::vector<float>> delta_values_;
+    std::vector<std::pair<ggml_tensor *, ggml_tensor *>> overlay_t_;  // (v as [n_ff, r], u as [r, n_embd])
+    std::vector<ggml_tensor *> capture_t_;
+    int replaced_out_prods_ = 0;
+};
+
+}  // namespace graft
