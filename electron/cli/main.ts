@@ -1,4 +1,5 @@
 // `graft`: the command line over the same core the app uses.
+import { gradUsage, runGrad } from './commands/graph.ts';
 import { runInfo, infoUsage } from './commands/info.ts';
 import { keysUsage, logitsUsage, runKeys, runLogits } from './commands/inspect.ts';
 import { runMakeModel, makeModelUsage } from './commands/makeModel.ts';
@@ -8,8 +9,9 @@ import { UsageError, messageOf } from './errors.ts';
 const commands: Record<string, { run: (argv: string[]) => Promise<void>; usage: string; summary: string }> = {
   info: { run: runInfo, usage: infoUsage, summary: 'architecture, dimensions, types, sha256 and editability of a GGUF model' },
   'make-model': { run: runMakeModel, usage: makeModelUsage, summary: 'write a random-weight GGUF test model (llama, qwen2, qwen3)' },
-  logits: { run: runLogits, usage: logitsUsage, summary: 'log-probabilities of the next token at every position, as llama.cpp computes them' },
+  logits: { run: runLogits, usage: logitsUsage, summary: "log-probabilities of the next token at every position (llama.cpp, or Graft's own graph)" },
   keys: { run: runKeys, usage: keysUsage, summary: 'the MLP key (input of blk.L.ffn_down.weight) at every position' },
+  grad: { run: runGrad, usage: gradUsage, summary: "NLL of a target after a text and its gradient w.r.t. a delta at (layer, site, position), from Graft's own graph" },
   start: { run: async () => runStart(helpText()), usage: 'graft start', summary: 'start the workbench (web mode where Electron cannot start)' },
 };
 

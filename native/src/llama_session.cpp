@@ -87,6 +87,7 @@ LlamaSession::LlamaSession(const std::string & path, const SessionOptions & opti
     ensure_backends_loaded();
     llama_model_params mp = llama_model_default_params();
     mp.n_gpu_layers = options.n_gpu_layers;
+    mp.use_extra_bufts = options.repack;
     model_ = llama_model_load_from_file(path.c_str(), mp);
     if (model_ == nullptr) {
         const std::string why = capture.last_error();

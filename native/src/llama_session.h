@@ -17,6 +17,9 @@ struct SessionOptions {
     int n_ctx = 512;
     int n_threads = 1;
     int n_gpu_layers = 0;
+    // llama.cpp repacks some quantised types for faster CPU kernels; those kernels round
+    // activations differently, so exact comparisons with the own graph turn it off.
+    bool repack = true;
 };
 
 struct CaptureRequest {

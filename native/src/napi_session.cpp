@@ -199,6 +199,7 @@ Napi::Value OpenLlamaSession(const Napi::CallbackInfo & info) {
             if (o.Get("contextSize").IsNumber()) options.n_ctx = o.Get("contextSize").As<Napi::Number>().Int32Value();
             if (o.Get("threads").IsNumber()) options.n_threads = o.Get("threads").As<Napi::Number>().Int32Value();
             if (o.Get("gpuLayers").IsNumber()) options.n_gpu_layers = o.Get("gpuLayers").As<Napi::Number>().Int32Value();
+            if (o.Has("repack")) options.repack = o.Get("repack").ToBoolean().Value();
         }
         auto * worker = new OpenWorker(info.Env(), path, options, g_session_ctor);
         auto promise = worker->promise();

@@ -7,6 +7,7 @@ export interface OpenOptions {
   contextSize?: number;
   threads?: number;
   gpuLayers?: number;
+  repack?: boolean;
 }
 
 export function openLlamaSession(native: GraftNative, modelPath: string, options: OpenOptions = {}): Promise<NativeLlamaSession> {
@@ -14,6 +15,7 @@ export function openLlamaSession(native: GraftNative, modelPath: string, options
     contextSize: options.contextSize ?? 512,
     threads: options.threads ?? defaultThreads(),
     gpuLayers: options.gpuLayers ?? 0,
+    repack: options.repack ?? true,
   });
 }
 

@@ -96,6 +96,8 @@ export interface SessionOptions {
   contextSize?: number;
   threads?: number;
   gpuLayers?: number;
+  /** false: keep quantised weights in their file layout (llama.cpp's repacked CPU kernels round differently). */
+  repack?: boolean;
 }
 
 export interface EvaluateRequest {
