@@ -21,7 +21,8 @@ std::string shape_text(const ggml_tensor * t) {
 
 }  // namespace
 
-GraphModel::GraphModel(const std::string & path, const GraphModelOptions & options) : path_(path) {
+GraphModel::GraphModel(const std::string & path, const GraphModelOptions & options)
+    : path_(path), row_once_out_prod_(options.row_once_out_prod) {
     GgufFile file(path);
     hp_ = read_graph_hparams(file.gguf(), path);
     {

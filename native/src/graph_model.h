@@ -30,6 +30,7 @@ struct LayerWeights {
 struct GraphModelOptions {
     int n_threads = 1;
     bool gpu = false;  // use the first GPU device when there is one
+    bool row_once_out_prod = true;  // false: keep ggml's out_prod in backward (for comparisons)
 };
 
 class GgufFile;
@@ -55,6 +56,7 @@ public:
     bool uses_gpu() const { return backends_.size() > 1; }
     std::string device_description() const;
     int n_threads() const { return n_threads_; }
+    bool row_once_out_prod() const { return row_once_out_prod_; }
     void set_threads(int n);
 
     std::vector<int32_t> tokenize(const std::string & text, bool add_special) const;
@@ -79,6 +81,7 @@ private:
     std::vector<ggml_backend_t> backends_;
     ggml_backend_t cpu_backend_ = nullptr;
     int n_threads_ = 1;
+    bool row_once_out_prod_ = true;
     llama_model * vocab_ = nullptr;
 };
 

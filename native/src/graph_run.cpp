@@ -214,8 +214,43 @@ void GraphRun::build(bool with_backward) {
     for (const auto & row : r.logit_rows) add_row(row);
     for (const auto & t : r.targets) add_row(t.row);
     for (const auto & ref : r.references) add_row(ref.row);
-    const bool has_loss = !r.targets.empty() || !r.references.empty();
     const int R = static_cast<int>(out_rows_.size());
+    {
+        // Per row: total loss weight and the weighted label mass, normalised below.
+        std::vector<double> weight(static_cast<size_t>(R), 0.0);
+        std::vector<std::vector<float>> labels(static_cast<size_t>(R));
+        auto label_row = [&](int row) -> std::vector<float> & {
+            auto & l = labels[static_cast<size_t>(row)];
+            if (l.empty()) l.assign(static_cast<size_t>(hp.n_vocab), 0.0f);
+            return l;
+        };
+        for (const auto & t : r.targets) {
+            const int row = row_index[{t.row.prompt, t.row.pos}];
+            label_row(row)[static_cast<size_t>(t.token)] += t.weight;
+            weight[static_cast<size_t>(row)] += t.weight;
+        }
+        for (const auto & ref : r.references) {
+            const int row = row_index[{ref.row.prompt, ref.row.pos}];
+            auto & l = label_row(row);
+            for (int v = 0; v < hp.n_vocab; ++v) l[static_cast<size_t>(v)] += static_cast<float>(ref.weight * std::exp(static_cast<double>(ref.logprobs[static_cast<size_t>(v)])));
+            weight[static_cast<size_t>(row)] += ref.weight;
+        }
+        std::map<double, size_t> group_of_weight;
+        for (int row = 0; row < R; ++row) {
+            const double w = weight[static_cast<size_t>(row)];
+            auto it = group_of_weight.find(w);
+            if (it == group_of_weight.end()) {
+                it = group_of_weight.emplace(w, groups_.size()).first;
+                groups_.push_back(RowGroup{});
+                groups_.back().weight = w;
+            }
+            RowGroup & g = groups_[it->second];
+            g.rows.push_back(row);
+            if (w != 0) {
+                for (float x : labels[static_cast<size_t>(row)]) g.labels.push_back(static_cast<float>(x / w));
+            }
+        }
+    }
 
     const int graph_size = graph_size_for(hp.n_layer);
     {
@@ -231,8 +266,11 @@ void GraphRun::build(bool with_backward) {
     tokens_ = input(ggml_new_tensor_1d(cs, GGML_TYPE_I32, n_tokens_), "tokens");
     positions_ = input(ggml_new_tensor_1d(cs, GGML_TYPE_I32, n_tokens_), "positions");
     mask_ = input(ggml_new_tensor_2d(cs, GGML_TYPE_F32, n_tokens_, n_tokens_), "kq_mask");
-    if (R > 0) row_ids_ = input(ggml_new_tensor_1d(cs, GGML_TYPE_I32, R), "row_ids");
-    if (has_loss) labels_t_ = input(ggml_new_tensor_2d(cs, GGML_TYPE_F32, hp.n_vocab, R), "labels");
+    for (RowGroup & g : groups_) {
+        const int64_t n = static_cast<int64_t>(g.rows.size());
+        g.ids = input(ggml_new_tensor_1d(cs, GGML_TYPE_I32, n), "row_ids");
+        if (g.weight != 0) g.labels_t = input(ggml_new_tensor_2d(cs, GGML_TYPE_F32, hp.n_vocab, n), "labels");
+    }
     if (r.from_layer > 0) input_states_ = input(ggml_new_tensor_2d(cs, GGML_TYPE_F32, hp.n_embd, n_tokens_), "input_states");
     for (size_t i = 0; i < r.deltas.size(); ++i) {
         const auto & d = r.deltas[i];
@@ -254,13 +292,18 @@ void GraphRun::build(bool with_backward) {
     for (int il = r.from_layer; il < hp.n_layer; ++il) cur = build_layer(cur, il);
     gf_ = ggml_new_graph_custom(ctx_compute_, static_cast<size_t>(graph_size), with_backward);
     for (ggml_tensor * c : capture_t_) if (c) ggml_build_forward_expand(gf_, c);
-    if (R > 0) {
+    if (!groups_.empty()) {
         ggml_tensor * h = ggml_mul(ctx_compute_, ggml_rms_norm(ctx_compute_, cur, hp.rms_eps), model_.output_norm());
-        logits_ = ggml_mul_mat(ctx_compute_, model_.output(), ggml_get_rows(ctx_compute_, h, row_ids_));
-        ggml_set_output(logits_);
-        ggml_build_forward_expand(gf_, logits_);
-        if (has_loss) {
-            loss_ = ggml_cross_entropy_loss(ctx_compute_, logits_, labels_t_);
+        for (RowGroup & g : groups_) {
+            g.logits = ggml_mul_mat(ctx_compute_, model_.output(), ggml_get_rows(ctx_compute_, h, g.ids));
+            ggml_set_output(g.logits);
+            ggml_build_forward_expand(gf_, g.logits);
+            if (g.weight == 0) continue;
+            ggml_tensor * term = ggml_scale(ctx_compute_, ggml_cross_entropy_loss(ctx_compute_, g.logits, g.labels_t),
+                                            static_cast<float>(g.weight * static_cast<double>(g.rows.size())));
+            loss_ = loss_ ? ggml_add(ctx_compute_, loss_, term) : term;
+        }
+        if (loss_) {
             ggml_set_loss(loss_);
             ggml_set_output(loss_);
             ggml_build_forward_expand(gf_, loss_);
@@ -286,24 +329,6 @@ void GraphRun::build(bool with_backward) {
     sched_ = ggml_backend_sched_new(backends.data(), nullptr, static_cast<int>(backends.size()), static_cast<size_t>(graph_size), false, true);
     if (sched_ == nullptr) throw GraftError("could not create the graph scheduler");
 
-    // Loss weights as cross-entropy labels: ggml's loss averages over rows, so scale by R.
-    if (has_loss) {
-        labels_.assign(static_cast<size_t>(hp.n_vocab) * R, 0.0f);
-        label_entropy_ = 0;
-        for (const auto & t : r.targets) {
-            const int row = row_index[{t.row.prompt, t.row.pos}];
-            labels_[static_cast<size_t>(row) * hp.n_vocab + t.token] += t.weight * R;
-        }
-        for (const auto & ref : r.references) {
-            const int row = row_index[{ref.row.prompt, ref.row.pos}];
-            for (int v = 0; v < hp.n_vocab; ++v) {
-                const double p = std::exp(static_cast<double>(ref.logprobs[static_cast<size_t>(v)]));
-                if (p <= 0) continue;
-                labels_[static_cast<size_t>(row) * hp.n_vocab + v] += static_cast<float>(ref.weight * p * R);
-                label_entropy_ += ref.weight * p * ref.logprobs[static_cast<size_t>(v)];
-            }
-        }
-    }
 }
 
 void GraphRun::upload_inputs() {
@@ -326,12 +351,12 @@ void GraphRun::upload_inputs() {
         for (size_t q = 0; q < n; ++q) for (size_t k = 0; k <= q; ++k) mask[(s + q) * T + s + k] = 0.0f;
     }
     ggml_backend_tensor_set(mask_, mask.data(), 0, ggml_nbytes(mask_));
-    if (row_ids_) {
+    for (const RowGroup & g : groups_) {
         std::vector<int32_t> ids;
-        for (const auto & row : out_rows_) ids.push_back(prompt_start_[static_cast<size_t>(row.prompt)] + row.pos);
-        ggml_backend_tensor_set(row_ids_, ids.data(), 0, ggml_nbytes(row_ids_));
+        for (int row : g.rows) ids.push_back(prompt_start_[static_cast<size_t>(out_rows_[static_cast<size_t>(row)].prompt)] + out_rows_[static_cast<size_t>(row)].pos);
+        ggml_backend_tensor_set(g.ids, ids.data(), 0, ggml_nbytes(g.ids));
+        if (g.labels_t) ggml_backend_tensor_set(g.labels_t, g.labels.data(), 0, ggml_nbytes(g.labels_t));
     }
-    if (labels_t_) ggml_backend_tensor_set(labels_t_, labels_.data(), 0, ggml_nbytes(labels_t_));
     if (input_states_) ggml_backend_tensor_set(input_states_, r.input_states.data(), 0, ggml_nbytes(input_states_));
     for (size_t i = 0; i < r.deltas.size(); ++i) {
         std::vector<float> m(T, 0.0f);
@@ -372,11 +397,14 @@ void GraphRun::read_outputs(GraphResult & result, bool backward) {
     const int V = hp.n_vocab;
     result.n_vocab = V;
     result.rows = out_rows_;
-    if (logits_) {
-        std::vector<float> logits(static_cast<size_t>(ggml_nelements(logits_)));
-        ggml_backend_tensor_get(logits_, logits.data(), 0, ggml_nbytes(logits_));
-        result.logprobs.resize(logits.size());
-        for (size_t i = 0; i < out_rows_.size(); ++i) log_softmax_row(logits.data() + i * V, V, result.logprobs.data() + i * V);
+    result.logprobs.resize(out_rows_.size() * static_cast<size_t>(V));
+    std::vector<float> logits;
+    for (const RowGroup & g : groups_) {
+        logits.resize(static_cast<size_t>(ggml_nelements(g.logits)));
+        ggml_backend_tensor_get(g.logits, logits.data(), 0, ggml_nbytes(g.logits));
+        for (size_t i = 0; i < g.rows.size(); ++i) {
+            log_softmax_row(logits.data() + i * V, V, result.logprobs.data() + static_cast<size_t>(g.rows[i]) * V);
+        }
     }
     std::map<std::pair<int, int>, size_t> row_of;
     for (size_t i = 0; i < out_rows_.size(); ++i) row_of[{out_rows_[i].prompt, out_rows_[i].pos}] = i;

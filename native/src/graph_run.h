@@ -46,8 +46,16 @@ private:
     int n_tokens_ = 0;
     std::vector<int> prompt_start_;
     std::vector<RowRef> out_rows_;
-    std::vector<float> labels_;
-    double label_entropy_ = 0;  // Σ w · Σ p_ref log p_ref, so that loss reports KL, not cross-entropy
+    // Output rows grouped by loss weight. ggml's cross-entropy backward assumes each label row
+    // sums to 1 and weighs rows equally, so each group gets its own logits and loss op with
+    // normalised labels, scaled by (row weight × rows in the group).
+    struct RowGroup {
+        std::vector<int> rows;  // indices into out_rows_
+        double weight = 0;      // 0: logits only, no loss
+        std::vector<float> labels;
+        ggml_tensor * ids = nullptr, * labels_t = nullptr, * logits = nullptr;
+    };
+    std::vector<RowGroup> groups_;
 
     ggml_context * ctx_static_ = nullptr;
     ggml_context * ctx_compute_ = nullptr;
@@ -57,7 +65,7 @@ private:
     ggml_cgraph * gb_ = nullptr;
 
     ggml_tensor * tokens_ = nullptr, * positions_ = nullptr, * mask_ = nullptr, * input_states_ = nullptr;
-    ggml_tensor * row_ids_ = nullptr, * labels_t_ = nullptr, * logits_ = nullptr, * loss_ = nullptr;
+    ggml_tensor * loss_ = nullptr;
     std::vector<ggml_tensor *> delta_t_, delta_mask_t_;
     std::vector<std::vector<float>> delta_values_;
     std::vector<std::pair<ggml_tensor *, ggml_tensor *>> overlay_t_;  // (v as [n_ff, r], u as [r, n_embd])

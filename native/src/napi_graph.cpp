@@ -365,8 +365,21 @@ private:
     bool cancelled_ = false;
 };
 
+// Bad requests reject the returned promise (like failures during the computation) rather
+// than throwing synchronously, so callers handle every error in one place.
+template <typename F>
+Napi::Value rejecting(Napi::Env env, F && fn) {
+    try {
+        return fn();
+    } catch (const std::exception & e) {
+        auto deferred = Napi::Promise::Deferred::New(env);
+        deferred.Reject(Napi::Error::New(env, e.what()).Value());
+        return deferred.Promise();
+    }
+}
+
 Napi::Value JsGraphModel::Run(const Napi::CallbackInfo & info) {
-    return guard(info.Env(), [&]() -> Napi::Value {
+    return rejecting(info.Env(), [&]() -> Napi::Value {
         model();
         GraphRequest request = request_from_js(info[0]);
         const bool backward = info.Length() > 1 && info[1].IsObject() && info[1].As<Napi::Object>().Get("backward").ToBoolean().Value();
@@ -379,7 +392,7 @@ Napi::Value JsGraphModel::Run(const Napi::CallbackInfo & info) {
 }
 
 Napi::Value JsGraphModel::Optimize(const Napi::CallbackInfo & info) {
-    return guard(info.Env(), [&]() -> Napi::Value {
+    return rejecting(info.Env(), [&]() -> Napi::Value {
         model();
         GraphRequest request = request_from_js(info[0]);
         AdamOptions adam = adam_from_js(info.Length() > 1 ? info[1] : info.Env().Undefined());
@@ -401,6 +414,7 @@ Napi::Value OpenGraphModel(const Napi::CallbackInfo & info) {
             const auto o = info[1].As<Napi::Object>();
             if (o.Get("threads").IsNumber()) options.n_threads = o.Get("threads").As<Napi::Number>().Int32Value();
             options.gpu = o.Get("gpu").ToBoolean().Value();
+            if (o.Has("rowOnceOutProd")) options.row_once_out_prod = o.Get("rowOnceOutProd").ToBoolean().Value();
         }
         auto * worker = new OpenGraphWorker(info.Env(), path, options);
         auto promise = worker->promise();

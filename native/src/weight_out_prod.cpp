@@ -102,7 +102,7 @@ bool replaceable(const ggml_tensor * node, const GraphModel & model) {
 }  // namespace
 
 int replace_weight_out_prods(ggml_context * ctx, ggml_cgraph * graph, const GraphModel & model) {
-    if (model.uses_gpu()) return 0;
+    if (model.uses_gpu() || !model.row_once_out_prod()) return 0;
     int replaced = 0;
     for (int i = 0; i < ggml_graph_n_nodes(graph); ++i) {
         ggml_tensor * node = ggml_graph_node(graph, i);

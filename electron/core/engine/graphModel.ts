@@ -8,12 +8,14 @@ import type { AdamOptions, GraphRequest, NativeGraphModel, OptimizeResult, RowRe
 export interface OpenGraphOptions {
   threads?: number;
   gpu?: boolean;
+  rowOnceOutProd?: boolean;
 }
 
 export function openGraphModel(native: GraftNative, modelPath: string, options: OpenGraphOptions = {}): Promise<NativeGraphModel> {
   return native.openGraphModel(modelPath, {
     threads: options.threads ?? defaultThreads(),
     gpu: options.gpu ?? process.env.GRAFT_GPU !== 'off',
+    rowOnceOutProd: options.rowOnceOutProd ?? true,
   });
 }
 

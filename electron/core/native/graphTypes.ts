@@ -121,4 +121,6 @@ export interface NativeGraphModel {
 export interface GraphModelOptions {
   threads?: number;
   gpu?: boolean;
+  /** false: backward uses ggml's own out_prod for weights (slower; for comparisons). */
+  rowOnceOutProd?: boolean;
 }
