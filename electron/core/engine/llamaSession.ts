@@ -1,12 +1,13 @@
 // The model as llama.cpp runs it, through graft_native's own context (F32 KV cache, no flash
 // attention): per-position log-probabilities, MLP keys and residuals for given text.
 import { defaultThreads } from '../models/llama.ts';
-import type { GraftNative, NativeLlamaSession } from '../native/binding.ts';
+import type { GraftNative, LoraAdapter, NativeLlamaSession } from '../native/binding.ts';
 
 export interface OpenOptions {
   contextSize?: number;
   threads?: number;
   gpuLayers?: number;
+  lora?: LoraAdapter[];
 }
 
 export function openLlamaSession(native: GraftNative, modelPath: string, options: OpenOptions = {}): Promise<NativeLlamaSession> {
@@ -14,6 +15,7 @@ export function openLlamaSession(native: GraftNative, modelPath: string, options
     contextSize: options.contextSize ?? 512,
     threads: options.threads ?? defaultThreads(),
     gpuLayers: options.gpuLayers ?? 0,
+    lora: options.lora ?? [],
   });
 }
 
