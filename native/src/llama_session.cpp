@@ -97,6 +97,12 @@ bool capture_callback(ggml_tensor * t, bool ask, void * user_data) {
     return !ask;
 }
 
+std::string string_kv(const GgufFile & file, const char * key) {
+    const int64_t id = gguf_find_key(file.gguf(), key);
+    if (id < 0 || gguf_get_kv_type(file.gguf(), id) != GGUF_TYPE_STRING) return "";
+    return gguf_get_val_str(file.gguf(), id);
+}
+
 // node-llama-cpp loads ggml's backends when it starts; when the addon runs without it
 // (GRAFT_NATIVE_VARIANT set, a standalone tool), load them from the folder of the libggml
 // this process uses.
@@ -126,8 +132,10 @@ void log_softmax_row(const float * logits, int n, float * out) {
 }  // namespace
 
 LlamaSession::LlamaSession(const std::string & path, const SessionOptions & options) : capture_(std::make_unique<CaptureState>()) {
+    std::string architecture;
     {
         GgufFile validated(path);  // clear errors for bad files before llama.cpp sees them
+        architecture = string_kv(validated, "general.architecture");
         for (int l = 0;; ++l) {
             const TensorEntry * down = validated.find_tensor("blk." + std::to_string(l) + ".ffn_down.weight");
             if (down == nullptr) break;
@@ -136,6 +144,14 @@ LlamaSession::LlamaSession(const std::string & path, const SessionOptions & opti
     }
     for (const auto & lora : options.loras) {
         GgufFile validated(lora.path);  // "file not found", "not a GGUF file", truncation
+        const std::string type = string_kv(validated, "general.type");
+        if (type != "adapter") {
+            throw GraftError(lora.path + " is not a LoRA adapter (its general.type is '" + type + "', not 'adapter'); give an adapter GGUF, not a model");
+        }
+        const std::string arch = string_kv(validated, "general.architecture");
+        if (arch != architecture) {
+            throw GraftError("the LoRA adapter " + lora.path + " is for architecture '" + arch + "' but the model is '" + architecture + "'");
+        }
         if (!std::isfinite(lora.scale)) throw GraftError("the scale of LoRA adapter " + lora.path + " must be a finite number");
     }
     LogCapture capture;  // llama.cpp's chatter while loading stays out of the user's terminal
@@ -187,8 +203,7 @@ void LlamaSession::apply_loras(const std::vector<LoraAdapterSpec> & loras, LogCa
         llama_adapter_lora * adapter = llama_adapter_lora_init(model_, lora.path.c_str());
         if (adapter == nullptr) {
             const std::string why = capture.last_error();
-            throw GraftError("llama.cpp could not load the LoRA adapter " + lora.path + (why.empty() ? "" : ": " + why) +
-                             " (a LoRA must be a GGUF with general.type=adapter for this model's architecture)");
+            throw GraftError("llama.cpp could not load the LoRA adapter " + lora.path + (why.empty() ? "" : ": " + why));
         }
         adapters.push_back(adapter);
         scales.push_back(lora.scale);
