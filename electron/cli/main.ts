@@ -2,6 +2,7 @@
 import { runInfo, infoUsage } from './commands/info.ts';
 import { keysUsage, logitsUsage, runKeys, runLogits } from './commands/inspect.ts';
 import { runMakeModel, makeModelUsage } from './commands/makeModel.ts';
+import { momentsUsage, runMoments } from './commands/moments.ts';
 import { runStart } from './commands/start.ts';
 import { UsageError, messageOf } from './errors.ts';
 
@@ -10,6 +11,7 @@ const commands: Record<string, { run: (argv: string[]) => Promise<void>; usage: 
   'make-model': { run: runMakeModel, usage: makeModelUsage, summary: 'write a random-weight GGUF test model (llama, qwen2, qwen3)' },
   logits: { run: runLogits, usage: logitsUsage, summary: 'log-probabilities of the next token at every position, as llama.cpp computes them' },
   keys: { run: runKeys, usage: keysUsage, summary: 'the MLP key (input of blk.L.ffn_down.weight) at every position' },
+  moments: { run: runMoments, usage: momentsUsage, summary: 'second moments Σkkᵀ/n of the MLP keys over a corpus, per layer, cached on disk' },
   start: { run: async () => runStart(helpText()), usage: 'graft start', summary: 'start the workbench (web mode where Electron cannot start)' },
 };
 

@@ -4,8 +4,26 @@ import { loadNative } from '../../core/native/binding.ts';
 import { integerOption, parseCommandArgs } from '../args.ts';
 import { UsageError } from '../errors.ts';
 
-export const logitsUsage = 'graft logits MODEL --text T [--engine llama] [--threads N] [--json]';
+export const logitsUsage = 'graft logits MODEL --text T [--lora FILE[@SCALE] ...] [--engine llama] [--threads N] [--json]';
 export const keysUsage = 'graft keys MODEL --text T --layer L [--threads N] [--json]';
+
+// --lora FILE or FILE@SCALE, repeatable: adapters llama.cpp applies on top of the model.
+export function loraOptions(values: string[] | undefined): { path: string; scale?: number }[] {
+  return (values ?? []).map((v) => {
+    const at = v.lastIndexOf('@');
+    if (at <= 0 || v.slice(at + 1).includes('/')) return { path: v };  // an @ inside a folder name
+    const scale = Number(v.slice(at + 1));
+    if (v.slice(at + 1).trim() === '' || !Number.isFinite(scale)) throw new UsageError(`--lora ${v}: the scale after @ must be a number`);
+    return { path: v.slice(0, at), scale };
+  });
+}
+
+export function threadsOption(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = integerOption(value, '--threads');
+  if (n < 1) throw new UsageError(`--threads must be at least 1, got ${n}`);
+  return n;
+}
 
 function modelArg(positionals: string[], usage: string): string {
   if (positionals.length !== 1) throw new UsageError(`give exactly one model file\nusage: ${usage}`);
@@ -15,6 +33,7 @@ function modelArg(positionals: string[], usage: string): string {
 export async function runLogits(argv: string[]): Promise<void> {
   const { values, positionals } = parseCommandArgs(argv, {
     text: { type: 'string' }, engine: { type: 'string', default: 'llama' }, threads: { type: 'string' }, json: { type: 'boolean', default: false },
+    lora: { type: 'string', multiple: true },
   }, logitsUsage);
   const model = modelArg(positionals, logitsUsage);
   if (values.text === undefined) throw new UsageError(`--text is required\nusage: ${logitsUsage}`);
@@ -23,12 +42,14 @@ export async function runLogits(argv: string[]): Promise<void> {
       ? "--engine graph (Graft's own differentiable graph) is not built yet; use --engine llama"
       : `--engine must be llama or graph, got '${values.engine}'`);
   }
+  const lora = loraOptions(values.lora);
+  const threads = threadsOption(values.threads);
   const native = await loadNative();
-  const session = await openLlamaSession(native, model, { threads: values.threads ? integerOption(values.threads, '--threads') : undefined });
+  const session = await openLlamaSession(native, model, { threads, lora });
   try {
     const tokens = tokenizeNonEmpty(session, values.text);
     const result = await session.evaluate(tokens);
-    process.stdout.write(`${JSON.stringify({ engine: 'llama', tokens: Array.from(tokens), logprobs: rows(result.logprobs!, result.nVocab) })}\n`);
+    process.stdout.write(`${JSON.stringify({ engine: 'llama', lora, tokens: Array.from(tokens), logprobs: rows(result.logprobs!, result.nVocab) })}\n`);
   } finally {
     session.dispose();
   }
@@ -41,8 +62,9 @@ export async function runKeys(argv: string[]): Promise<void> {
   const model = modelArg(positionals, keysUsage);
   if (values.text === undefined) throw new UsageError(`--text is required\nusage: ${keysUsage}`);
   const layer = integerOption(values.layer, '--layer');
+  const threads = threadsOption(values.threads);
   const native = await loadNative();
-  const session = await openLlamaSession(native, model, { threads: values.threads ? integerOption(values.threads, '--threads') : undefined });
+  const session = await openLlamaSession(native, model, { threads });
   try {
     const tokens = tokenizeNonEmpty(session, values.text);
     const result = await session.evaluate(tokens, { keyLayers: [layer], logprobs: false });
