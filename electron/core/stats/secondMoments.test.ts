@@ -1,10 +1,12 @@
 // Second moments: equal to a direct double computation from captured keys, the same in one
 // pass or per layer, resumable after a cancel, and refused for another model or corpus.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 
 import { openLlamaSession } from '../engine/llamaSession.ts';
 import { sha256OfFile } from '../models/modelInfo.ts';
@@ -121,6 +123,36 @@ describe('second moments', () => {
     const empty = tempDir();
     await assert.rejects(computeSecondMoments(native, { ...common, outDir: empty, signal: AbortSignal.abort() }), { name: 'AbortError' });
     assert.deepEqual(filesIn(empty), []);
+  });
+
+  test('a job killed with SIGKILL resumes from its last periodic checkpoint to the same matrix', async () => {
+    const big = writeCorpus(tempDir(), 12000, 3);
+    const common = { model, corpus: big, layers: [1], contextSize: 16 };
+    const reference = await computeSecondMoments(native, { ...common, outDir: tempDir() });
+    const dir = tempDir();
+    const script = path.join(dir, 'job.mts');
+    const here = path.dirname(fileURLToPath(import.meta.url));
+    fs.writeFileSync(script, [
+      `import { loadNative } from ${JSON.stringify(path.join(here, '../native/binding.ts'))};`,
+      `import { computeSecondMoments } from ${JSON.stringify(path.join(here, 'secondMoments.ts'))};`,
+      'const native = await loadNative();',
+      `await computeSecondMoments(native, { ...${JSON.stringify(common)}, outDir: ${JSON.stringify(dir)}, checkpointSeconds: 0,`,
+      '  onProgress: (p) => process.stdout.write(`${p.tokensDone} ${p.tokensTotal}\\n`) });',
+    ].join('\n'));
+    const child = spawn(process.execPath, ['--import', 'tsx', script], { env: { ...process.env, GRAFT_NATIVE_VARIANT: 'cpu' }, stdio: ['ignore', 'pipe', 'inherit'] });
+    await new Promise<void>((resolve, reject) => {
+      child.stdout.on('data', (d: Buffer) => {
+        const [done, total] = d.toString().trim().split('\n').at(-1)!.split(' ').map(Number);
+        if (done! > total! / 3) child.kill('SIGKILL');
+      });
+      child.on('exit', (code, signal) => (signal === 'SIGKILL' ? resolve() : reject(new Error(`the job ended by itself (code ${code})`))));
+    });
+    fs.rmSync(script);
+    const left = filesIn(dir).filter((f) => !f.includes('.graft-tmp-'));
+    assert.deepEqual(left.map((f) => f.endsWith('.moments.checkpoint')), [true], `${filesIn(dir)}`);
+    const [resumed] = await computeSecondMoments(native, { ...common, outDir: dir });
+    assert.ok(resumed!.resumedFrom > 0, 'the job must resume from the checkpoint');
+    assert.deepEqual(resumed!.matrix, reference[0]!.matrix);
   });
 
   test('a file of another model or corpus under the expected name is refused', async () => {
