@@ -6,6 +6,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
 
+import { writeLoraAdapter } from '../core/export/loraAdapter.ts';
 import { loadNative } from '../core/native/binding.ts';
 import { filesIn, realModel, tempDir } from '../core/testing/fixtures.ts';
 
@@ -87,7 +88,126 @@ describe('graft logits and graft keys', () => {
     assert.equal(keys.keys[0].length, 128);
     assertOneLineError(graft(['keys', out, '--text', 'the king', '--layer', '2']), /layer 2 is out of range \(the model has 2 layers, 0 to 1\)/);
     assertOneLineError(graft(['logits', out, '--text', '   ']), /--text is empty/);
-    assertOneLineError(graft(['logits', out, '--text', 'x', '--engine', 'graph']), /not built yet/);
+    assertOneLineError(graft(['logits', out, '--text', 'x', '--engine', 'gpt']), /--engine must be llama or graph/);
+  });
+});
+
+describe("graft logits --engine graph and graft grad (Graft's own graph)", () => {
+  test('the two engines agree, with and without a LoRA adapter; grad reports the NLL llama.cpp gives', async () => {
+    const dir = tempDir();
+    const out = path.join(dir, 'm.gguf');
+    assert.equal(graft(['make-model', ...modelArgs, '--out', out]).code, 0);
+    const adapter = path.join(dir, 'edit.gguf');
+    writeLoraAdapter(await loadNative(), adapter, { architecture: 'llama', factors: [{
+      base: 'blk.0.ffn_down.weight', nIn: 128, nOut: 64, rank: 1,
+      a: Float32Array.from({ length: 128 }, (_, i) => Math.sin(i)), b: Float32Array.from({ length: 64 }, (_, i) => Math.cos(i)),
+    }] });
+    const logprobs = (args: string[]) => {
+      const r = graft(['logits', out, '--text', 'the king of the city', ...args, '--json']);
+      assert.equal(r.code, 0, r.stderr);
+      return JSON.parse(r.stdout) as { engine: string; tokens: number[]; logprobs: number[][] };
+    };
+    for (const lora of [[], ['--lora', `${adapter}@0.5`]]) {
+      const llama = logprobs(lora), graph = logprobs(['--engine', 'graph', ...lora]);
+      assert.equal(graph.engine, 'graph');
+      assert.deepEqual(graph.tokens, llama.tokens);
+      const diff = Math.max(...graph.logprobs.flatMap((row, i) => row.map((x, v) => Math.abs(x - llama.logprobs[i]![v]!))));
+      assert.ok(diff < 1e-3, `engines differ by ${diff} with [${lora}]`);
+    }
+
+    const grad = graft(['grad', out, '--text', 'the king', '--target', ' of the city', '--layer', '0', '--site', 'resid', '--json']);
+    assert.equal(grad.code, 0, grad.stderr);
+    const g = JSON.parse(grad.stdout);
+    assert.equal(g.gradient.length, 64);
+    assert.ok(Math.hypot(...g.gradient) > 0);
+    // the NLL of the target tokens after the text, from llama.cpp's log-probabilities
+    const prefix = g.tokens.length - g.targetTokens.length + 1;
+    const full = JSON.parse(graft(['logits', out, '--text', 'the king of the city', '--json']).stdout);
+    assert.deepEqual(full.tokens.slice(0, g.tokens.length), g.tokens);
+    const nll = -g.targetTokens.reduce((sum: number, t: number, i: number) => sum + full.logprobs[prefix - 1 + i][t], 0);
+    assert.ok(Math.abs(nll - g.nll) < 1e-3, `grad says NLL ${g.nll}, llama.cpp ${nll}`);
+
+    assertOneLineError(graft(['grad', out, '--text', 'the king', '--target', '  ', '--layer', '0']), /--target is empty/);
+    assertOneLineError(graft(['grad', out, '--text', 'the king', '--target', 'x', '--layer', '5']), /layer 5 is out of range/);
+    assertOneLineError(graft(['grad', out, '--text', 'the king', '--target', 'x', '--layer', '0', '--position', '99']), /--position 99 is outside/);
+    assertOneLineError(graft(['grad', out, '--text', 'the king', '--target', 'x', '--layer', '0', '--site', 'attn']), /--site must be mlp_out or resid/);
+    assertOneLineError(graft(['logits', out, '--text', 'x', '--engine', 'graph', '--lora', out]), /is not a LoRA adapter/);
+  });
+});
+
+describe('graft logits --lora and graft moments', () => {
+  test('logits with LoRA adapters (FILE or FILE@SCALE); bad adapters and scales are one-line errors', async () => {
+    const dir = tempDir();
+    const out = path.join(dir, 'm.gguf');
+    assert.equal(graft(['make-model', ...modelArgs, '--out', out]).code, 0);
+    const native = await loadNative();
+    const adapter = path.join(dir, 'edit.gguf');
+    writeLoraAdapter(native, adapter, { architecture: 'llama', factors: [{
+      base: 'blk.1.ffn_down.weight', nIn: 128, nOut: 64, rank: 1,
+      a: Float32Array.from({ length: 128 }, (_, i) => Math.sin(i)), b: Float32Array.from({ length: 64 }, (_, i) => Math.cos(i)),
+    }] });
+    const last = (r: ReturnType<typeof graft>) => { assert.equal(r.code, 0, r.stderr); return JSON.parse(r.stdout).logprobs.at(-1) as number[]; };
+    const base = last(graft(['logits', out, '--text', 'the king', '--json']));
+    const edited = last(graft(['logits', out, '--text', 'the king', '--lora', adapter, '--json']));
+    const zero = last(graft(['logits', out, '--text', 'the king', '--lora', `${adapter}@0`, '--threads', '1', '--json']));
+    assert.ok(base.some((x, i) => Math.abs(x - edited[i]!) > 1e-3), 'the adapter must change the log-probs');
+    assert.deepEqual(zero, base);
+    assertOneLineError(graft(['logits', out, '--text', 'x', '--lora', out]), /is not a LoRA adapter/);
+    assertOneLineError(graft(['logits', out, '--text', 'x', '--lora', path.join(dir, 'none.gguf')]), /file not found/);
+    assertOneLineError(graft(['logits', out, '--text', 'x', '--lora', `${adapter}@big`]), /the scale after @ must be a number/);
+    assertOneLineError(graft(['logits', out, '--text', 'x', '--threads', '0']), /--threads must be at least 1/);
+  });
+
+  test('moments: JSON per layer, progress on stderr, cached on the second run', () => {
+    const dir = tempDir();
+    const model = path.join(dir, 'm.gguf');
+    assert.equal(graft(['make-model', ...modelArgs, '--out', model]).code, 0);
+    const corpus = path.join(dir, 'corpus.txt');
+    fs.writeFileSync(corpus, 'the king of the city said that the river ran to the sea .\n'.repeat(30));
+    const stats = path.join(dir, 'stats');
+    fs.mkdirSync(stats);
+    const args = ['moments', model, '--corpus', corpus, '--layer', '0,1', '--context', '32', '--tokens', '100', '--out', stats, '--threads', '1', '--json'];
+    const first = graft(args);
+    assert.equal(first.code, 0, first.stderr);
+    assert.match(first.stderr, /moments: 100\/100 tokens \(100\.0%/);
+    const parsed = JSON.parse(first.stdout);
+    assert.deepEqual(parsed.layers.map((l: { layer: number }) => l.layer), [0, 1]);
+    for (const l of parsed.layers) {
+      assert.equal(l.n, 100);
+      assert.equal(l.nFf, 128);
+      assert.ok(l.trace > 0);
+      assert.equal(l.cached, false);
+      assert.ok(fs.existsSync(l.file));
+    }
+    const again = JSON.parse(graft(args).stdout);
+    assert.ok(again.layers.every((l: { cached: boolean }) => l.cached));
+    assert.deepEqual(again.layers.map((l: { trace: number }) => l.trace), parsed.layers.map((l: { trace: number }) => l.trace));
+  });
+
+  test('moments: bad input is a one-line error and writes nothing', () => {
+    const dir = tempDir();
+    const model = path.join(dir, 'm.gguf');
+    assert.equal(graft(['make-model', ...modelArgs, '--out', model]).code, 0);
+    const corpus = path.join(dir, 'corpus.txt');
+    fs.writeFileSync(corpus, 'the king of the city said that the river ran to the sea .\n'.repeat(5));
+    const empty = path.join(dir, 'empty.txt');
+    fs.writeFileSync(empty, '\n');
+    const stats = path.join(dir, 'stats');
+    fs.mkdirSync(stats);
+    const base = ['moments', model, '--corpus', corpus, '--out', stats];
+    assertOneLineError(graft([...base, '--layer', '2']), /layer 2 is out of range \(the model has 2 layers, 0 to 1\)/);
+    assertOneLineError(graft([...base, '--layer', 'one']), /--layer must be an integer, got 'one'/);
+    assertOneLineError(graft([...base]), /--layer is required/);
+    assertOneLineError(graft([...base, '--layer', '0,0']), /layer 0 is listed twice/);
+    assertOneLineError(graft(['moments', model, '--corpus', empty, '--out', stats, '--layer', '0']), /the corpus .*empty\.txt is empty/);
+    assertOneLineError(graft([...base, '--layer', '0', '--tokens', '100000']), /has only \d+ tokens, fewer than the 100000 asked for/);
+    assertOneLineError(graft([...base, '--layer', '0', '--tokens', '0']), /--tokens must be at least 1/);
+    assertOneLineError(graft([...base, '--layer', '0', '--context', '1']), /--context must be at least 2/);
+    assertOneLineError(graft(['moments', model, '--corpus', path.join(dir, 'none.txt'), '--out', stats, '--layer', '0']), /corpus file not found/);
+    assertOneLineError(graft(['moments', model, '--corpus', corpus, '--out', path.join(dir, 'nope'), '--layer', '0']), /output folder .*nope does not exist/);
+    assertOneLineError(graft(['moments', model, '--layer', '0']), /--corpus is required/);
+    assertOneLineError(graft([...base, '--layer', '0', '--threads', 'x']), /--threads must be an integer/);
+    assert.deepEqual(filesIn(stats), []);
   });
 });
 

@@ -3,11 +3,13 @@
 #include <napi.h>
 
 #include <atomic>
+#include <cmath>
 #include <memory>
 
 #include "errors.h"
 #include "llama_session.h"
 #include "napi_convert.h"
+#include "second_moments.h"
 
 namespace graft {
 
@@ -21,6 +23,49 @@ std::vector<int> int_list(const Napi::Value & v, const std::string & what) {
     for (uint32_t i = 0; i < a.Length(); ++i) {
         if (!a.Get(i).IsNumber()) throw GraftError(what + " must be an array of layer numbers");
         out.push_back(a.Get(i).As<Napi::Number>().Int32Value());
+    }
+    return out;
+}
+
+std::vector<float> f32_values(const Napi::Value & v, const std::string & what) {
+    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
+        throw GraftError(what + " must be a Float32Array");
+    }
+    const auto a = v.As<Napi::Float32Array>();
+    return std::vector<float>(a.Data(), a.Data() + a.ElementLength());
+}
+
+int int_field(const Napi::Object & o, const char * key, const std::string & what) {
+    const Napi::Value v = o.Get(key);
+    if (!v.IsNumber() || !std::isfinite(v.As<Napi::Number>().DoubleValue()) ||
+        v.As<Napi::Number>().DoubleValue() != static_cast<double>(v.As<Napi::Number>().Int32Value())) {
+        throw GraftError(what + "." + key + " must be an integer");
+    }
+    return v.As<Napi::Number>().Int32Value();
+}
+
+std::vector<Patch> patch_list(const Napi::Value & v) {
+    std::vector<Patch> out;
+    if (v.IsUndefined() || v.IsNull()) return out;
+    if (!v.IsArray()) throw GraftError("patches must be an array of {layer, site, position, mode, values}");
+    const auto a = v.As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length(); ++i) {
+        const std::string what = "patches[" + std::to_string(i) + "]";
+        if (!a.Get(i).IsObject()) throw GraftError(what + " must be an object {layer, site, position, mode, values}");
+        const auto o = a.Get(i).As<Napi::Object>();
+        Patch p;
+        p.layer = int_field(o, "layer", what);
+        p.position = int_field(o, "position", what);
+        const std::string site = o.Get("site").IsString() ? o.Get("site").As<Napi::String>().Utf8Value() : "";
+        if (site == "resid") p.site = PatchSite::resid;
+        else if (site == "mlp_out") p.site = PatchSite::mlp_out;
+        else throw GraftError(what + ".site must be 'resid' or 'mlp_out'");
+        const std::string mode = o.Get("mode").IsString() ? o.Get("mode").As<Napi::String>().Utf8Value() : "";
+        if (mode == "add") p.mode = PatchMode::add;
+        else if (mode == "replace") p.mode = PatchMode::replace;
+        else throw GraftError(what + ".mode must be 'add' or 'replace'");
+        p.values = f32_values(o.Get("values"), what + ".values");
+        out.push_back(std::move(p));
     }
     return out;
 }
@@ -62,6 +107,8 @@ public:
             InstanceMethod("tokenize", &JsSession::Tokenize),
             InstanceMethod("tokenPiece", &JsSession::TokenPiece),
             InstanceMethod("evaluate", &JsSession::Evaluate),
+            InstanceMethod("setControlVector", &JsSession::SetControlVector),
+            InstanceMethod("secondMoments", &JsSession::SecondMoments),
             InstanceMethod("dispose", &JsSession::Dispose),
             InstanceAccessor("nLayer", &JsSession::NLayer, nullptr),
             InstanceAccessor("nEmbd", &JsSession::NEmbd, nullptr),
@@ -103,6 +150,20 @@ private:
     }
 
     Napi::Value Evaluate(const Napi::CallbackInfo & info);
+    Napi::Value SecondMoments(const Napi::CallbackInfo & info);
+
+    Napi::Value SetControlVector(const Napi::CallbackInfo & info) {
+        return guard(info.Env(), [&]() -> Napi::Value {
+            if (busy) throw GraftError("this session is evaluating; wait for it to finish");
+            if (info.Length() < 2 || info[1].IsNull() || info[1].IsUndefined()) {
+                session().set_control_vector(-1, nullptr, 0);
+            } else {
+                const auto values = f32_values(info[1], "the control vector");
+                session().set_control_vector(info[0].As<Napi::Number>().Int32Value(), values.data(), values.size());
+            }
+            return info.Env().Undefined();
+        });
+    }
 
     Napi::Value Dispose(const Napi::CallbackInfo & info) {
         if (busy) throw Napi::Error::New(info.Env(), "cannot dispose a session while it evaluates");
@@ -179,12 +240,112 @@ Napi::Value JsSession::Evaluate(const Napi::CallbackInfo & info) {
             request.key_layers = int_list(o.Get("keyLayers"), "keyLayers");
             request.resid_layers = int_list(o.Get("residualLayers"), "residualLayers");
             if (o.Has("logprobs")) request.logprobs = o.Get("logprobs").ToBoolean().Value();
+            request.patches = patch_list(o.Get("patches"));
+            if (!o.Get("stopAfterLayer").IsUndefined()) request.stop_after_layer = int_field(o, "stopAfterLayer", "the request");
         }
         if (busy.exchange(true)) throw GraftError("this session is already evaluating; wait for it to finish");
         auto * worker = new EvaluateWorker(info.Env(), this, Value(), std::move(tokens), std::move(request));
         auto promise = worker->promise();
         worker->Queue();
         return promise;
+    });
+}
+
+// Second moments run off the main thread; progress reaches JS through the worker's progress
+// queue (coalesced), cancellation through an atomic flag the job checks between chunks.
+class MomentsWorker : public Napi::AsyncProgressWorker<MomentsProgress> {
+public:
+    MomentsWorker(Napi::Env env, JsSession * owner, Napi::Object self, MomentsJob job, Napi::Value on_progress,
+                  std::shared_ptr<std::atomic<bool>> cancel)
+        : Napi::AsyncProgressWorker<MomentsProgress>(env), deferred_(Napi::Promise::Deferred::New(env)), owner_(owner),
+          self_(Napi::Persistent(self)), job_(std::move(job)), cancel_(std::move(cancel)) {
+        if (on_progress.IsFunction()) on_progress_ = Napi::Persistent(on_progress.As<Napi::Function>());
+    }
+    Napi::Promise promise() { return deferred_.Promise(); }
+    void Execute(const ExecutionProgress & progress) override {
+        try {
+            outcome_ = compute_second_moments(owner_->session(), job_, *cancel_, [&](const MomentsProgress & p) { progress.Send(&p, 1); });
+        } catch (const std::exception & e) {
+            SetError(e.what());
+        }
+    }
+    void OnProgress(const MomentsProgress * data, size_t count) override {
+        if (on_progress_.IsEmpty() || data == nullptr || count == 0) return;
+        Napi::Env env = Env();
+        auto o = Napi::Object::New(env);
+        o.Set("tokensDone", static_cast<double>(data[count - 1].tokens_done));
+        o.Set("tokensTotal", static_cast<double>(data[count - 1].tokens_total));
+        on_progress_.Call({o});
+    }
+    void OnOK() override {
+        owner_->busy = false;
+        Napi::Env env = Env();
+        auto o = Napi::Object::New(env);
+        o.Set("cancelled", outcome_.cancelled);
+        o.Set("tokensDone", static_cast<double>(outcome_.tokens_done));
+        o.Set("tokensTotal", static_cast<double>(outcome_.tokens_total));
+        auto layers = Napi::Array::New(env, outcome_.layers.size());
+        for (size_t i = 0; i < outcome_.layers.size(); ++i) {
+            const auto & l = outcome_.layers[i];
+            auto item = Napi::Object::New(env);
+            item.Set("layer", l.layer);
+            item.Set("nFf", l.n_ff);
+            item.Set("n", static_cast<double>(l.n));
+            item.Set("file", l.file);
+            item.Set("resumedFrom", static_cast<double>(l.resumed_from));
+            layers.Set(static_cast<uint32_t>(i), item);
+        }
+        o.Set("layers", layers);
+        deferred_.Resolve(o);
+    }
+    void OnError(const Napi::Error & e) override {
+        owner_->busy = false;
+        deferred_.Reject(e.Value());
+    }
+private:
+    Napi::Promise::Deferred deferred_;
+    JsSession * owner_;
+    Napi::ObjectReference self_;
+    MomentsJob job_;
+    std::shared_ptr<std::atomic<bool>> cancel_;
+    Napi::FunctionReference on_progress_;
+    MomentsOutcome outcome_;
+};
+
+Napi::Value JsSession::SecondMoments(const Napi::CallbackInfo & info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+        session();
+        if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
+            throw GraftError("secondMoments needs an Int32Array of corpus tokens");
+        }
+        if (info.Length() < 2 || !info[1].IsObject()) throw GraftError("secondMoments needs {layers, modelSha256, corpusSha256}");
+        auto a = info[0].As<Napi::Int32Array>();
+        MomentsJob job;
+        job.tokens.assign(a.Data(), a.Data() + a.ElementLength());
+        const auto o = info[1].As<Napi::Object>();
+        job.model_sha256 = require_string(o.Get("modelSha256"), "modelSha256");
+        job.corpus_sha256 = require_string(o.Get("corpusSha256"), "corpusSha256");
+        if (o.Get("checkpointSeconds").IsNumber()) job.checkpoint_seconds = o.Get("checkpointSeconds").As<Napi::Number>().DoubleValue();
+        if (!o.Get("layers").IsArray()) throw GraftError("layers must be an array of {layer, file, checkpoint}");
+        const auto layers = o.Get("layers").As<Napi::Array>();
+        for (uint32_t i = 0; i < layers.Length(); ++i) {
+            const std::string what = "layers[" + std::to_string(i) + "]";
+            if (!layers.Get(i).IsObject()) throw GraftError(what + " must be an object {layer, file, checkpoint}");
+            const auto item = layers.Get(i).As<Napi::Object>();
+            job.layers.push_back({int_field(item, "layer", what), require_string(item.Get("file"), what + ".file"),
+                                  require_string(item.Get("checkpoint"), what + ".checkpoint")});
+        }
+        if (busy.exchange(true)) throw GraftError("this session is already evaluating; wait for it to finish");
+        auto cancel = std::make_shared<std::atomic<bool>>(false);
+        auto * worker = new MomentsWorker(info.Env(), this, Value(), std::move(job), info.Length() > 2 ? info[2] : info.Env().Undefined(), cancel);
+        auto handle = Napi::Object::New(info.Env());
+        handle.Set("done", worker->promise());
+        handle.Set("cancel", Napi::Function::New(info.Env(), [cancel](const Napi::CallbackInfo & ci) {
+            cancel->store(true);
+            return ci.Env().Undefined();
+        }, "cancel"));
+        worker->Queue();
+        return handle;
     });
 }
 
@@ -200,6 +361,22 @@ Napi::Value OpenLlamaSession(const Napi::CallbackInfo & info) {
             if (o.Get("threads").IsNumber()) options.n_threads = o.Get("threads").As<Napi::Number>().Int32Value();
             if (o.Get("gpuLayers").IsNumber()) options.n_gpu_layers = o.Get("gpuLayers").As<Napi::Number>().Int32Value();
             if (o.Has("repack")) options.repack = o.Get("repack").ToBoolean().Value();
+            const Napi::Value lora = o.Get("lora");
+            if (!lora.IsUndefined() && !lora.IsNull()) {
+                if (!lora.IsArray()) throw GraftError("lora must be an array of {path, scale?}");
+                const auto a = lora.As<Napi::Array>();
+                for (uint32_t i = 0; i < a.Length(); ++i) {
+                    if (!a.Get(i).IsObject()) throw GraftError("lora[" + std::to_string(i) + "] must be an object {path, scale?}");
+                    const auto item = a.Get(i).As<Napi::Object>();
+                    LoraAdapterSpec spec;
+                    spec.path = require_string(item.Get("path"), "lora[" + std::to_string(i) + "].path");
+                    if (!item.Get("scale").IsUndefined()) {
+                        if (!item.Get("scale").IsNumber()) throw GraftError("lora[" + std::to_string(i) + "].scale must be a number");
+                        spec.scale = item.Get("scale").As<Napi::Number>().FloatValue();
+                    }
+                    options.loras.push_back(std::move(spec));
+                }
+            }
         }
         auto * worker = new OpenWorker(info.Env(), path, options, g_session_ctor);
         auto promise = worker->promise();

@@ -1,11 +1,11 @@
 // `graft logits --engine graph` and `graft grad`: Graft's own differentiable graph from the
 // command line, as JSON, so the engine can be checked from outside.
-import { openGraphModel, teacherForced } from '../../core/engine/graphModel.ts';
+import { continuationTokens, openGraphModel, teacherForced } from '../../core/engine/graphModel.ts';
 import { rows } from '../../core/engine/llamaSession.ts';
 import { overlaysFromLora } from '../../core/engine/loraOverlays.ts';
-import { loadNative } from '../../core/native/binding.ts';
+import { loadNative, type LoraAdapter } from '../../core/native/binding.ts';
 import type { GraphOverlay } from '../../core/native/graphTypes.ts';
-import { integerOption, parseCommandArgs } from '../args.ts';
+import { integerOption, parseCommandArgs, threadsOption } from '../args.ts';
 import { UsageError } from '../errors.ts';
 
 export const gradUsage = 'graft grad MODEL --text T --target T2 --layer L [--site mlp_out|resid] [--position P] [--threads N] [--json]';
@@ -16,11 +16,11 @@ function nonEmpty(text: string | undefined, flag: string, usage: string): string
   return text;
 }
 
-export async function graphLogits(model: string, text: string, loras: string[], threads?: number): Promise<void> {
+export async function graphLogits(model: string, text: string, loras: LoraAdapter[], threads?: number): Promise<void> {
   const native = await loadNative();
   const graph = await openGraphModel(native, model, { threads });
   try {
-    const overlays: GraphOverlay[] = loras.flatMap((file) => overlaysFromLora(native, file, graph.info));
+    const overlays: GraphOverlay[] = loras.flatMap((a) => overlaysFromLora(native, a.path, graph.info, a.scale ?? 1));
     const tokens = graph.tokenize(nonEmpty(text, '--text', ''), true);
     const result = await graph.run({ prompts: [tokens], allLogits: true, overlays });
     process.stdout.write(`${JSON.stringify({ engine: 'graph', tokens: Array.from(tokens), logprobs: rows(result.logprobs, result.nVocab) })}\n`);
@@ -40,13 +40,13 @@ export async function runGrad(argv: string[]): Promise<void> {
   const layer = integerOption(values.layer, '--layer');
   const site = values.site === 'resid' || values.site === 'resid_out' ? 'resid_out' : values.site;
   if (site !== 'mlp_out' && site !== 'resid_out') throw new UsageError(`--site must be mlp_out or resid, got '${values.site}'\nusage: ${gradUsage}`);
-  const threads = values.threads ? integerOption(values.threads, '--threads') : undefined;
+  const threads = threadsOption(values.threads);
 
   const native = await loadNative();
   const graph = await openGraphModel(native, positionals[0]!, { threads });
   try {
     const prefix = graph.tokenize(text, true);
-    const continuation = graph.tokenize(target, false);
+    const continuation = continuationTokens((t, special) => graph.tokenize(t, special), text, target);
     const { tokens, targets } = teacherForced(prefix, continuation);
     const position = integerOption(values.position, '--position', prefix.length - 1);
     if (position < 0 || position >= tokens.length) {

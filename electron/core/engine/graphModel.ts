@@ -43,6 +43,18 @@ export function allRows(prompts: Int32Array[]): RowRef[] {
 }
 
 /**
+ * The tokens `target` adds after `text`: taken from tokenizing the joined string when that
+ * extends the text's own tokens (so " Rome" after "… is in" gets the tokens the model sees in
+ * running text, not a sentence-initial variant); otherwise the target tokenized alone.
+ */
+export function continuationTokens(tokenize: (text: string, addSpecial: boolean) => Int32Array, text: string, target: string): Int32Array {
+  const prefix = tokenize(text, true);
+  const joined = tokenize(text + target, true);
+  const extends_ = joined.length > prefix.length && prefix.every((t, i) => joined[i] === t);
+  return extends_ ? joined.slice(prefix.length) : tokenize(target, false);
+}
+
+/**
  * A prompt followed by a teacher-forced continuation: the tokens to feed and the rows whose
  * next-token distribution must put weight on each continuation token.
  */

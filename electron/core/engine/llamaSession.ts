@@ -1,13 +1,14 @@
 // The model as llama.cpp runs it, through graft_native's own context (F32 KV cache, no flash
 // attention): per-position log-probabilities, MLP keys and residuals for given text.
 import { defaultThreads } from '../models/llama.ts';
-import type { GraftNative, NativeLlamaSession } from '../native/binding.ts';
+import type { GraftNative, LoraAdapter, NativeLlamaSession } from '../native/binding.ts';
 
 export interface OpenOptions {
   contextSize?: number;
   threads?: number;
   gpuLayers?: number;
   repack?: boolean;
+  lora?: LoraAdapter[];
 }
 
 export function openLlamaSession(native: GraftNative, modelPath: string, options: OpenOptions = {}): Promise<NativeLlamaSession> {
@@ -16,6 +17,7 @@ export function openLlamaSession(native: GraftNative, modelPath: string, options
     threads: options.threads ?? defaultThreads(),
     gpuLayers: options.gpuLayers ?? 0,
     repack: options.repack ?? true,
+    lora: options.lora ?? [],
   });
 }
 

@@ -92,18 +92,77 @@ export interface BuildInfo {
   addonFile: string;
 }
 
+export interface LoraAdapter {
+  path: string;
+  /** Multiplies the adapter's effect (llama.cpp: scale · alpha / rank). Default 1. */
+  scale?: number;
+}
+
 export interface SessionOptions {
   contextSize?: number;
   threads?: number;
   gpuLayers?: number;
   /** false: keep quantised weights in their file layout (llama.cpp's repacked CPU kernels round differently). */
   repack?: boolean;
+  /** LoRA adapters applied to every evaluation of the session. */
+  lora?: LoraAdapter[];
+}
+
+/**
+ * Activation patching: row `position` of a hooked tensor is changed inside the forward
+ * pass, before any later node reads it. 'resid' is l_out-L (the residual stream after
+ * layer L); 'mlp_out' is the output of the matmul with blk.L.ffn_down.weight.
+ */
+export interface ActivationPatch {
+  layer: number;
+  site: 'resid' | 'mlp_out';
+  position: number;
+  mode: 'add' | 'replace';
+  /** n_embd values. */
+  values: Float32Array;
 }
 
 export interface EvaluateRequest {
   keyLayers?: number[];
   residualLayers?: number[];
   logprobs?: boolean;
+  patches?: ActivationPatch[];
+  /** End the forward pass once blk.L.ffn_down has run (needs logprobs: false). */
+  stopAfterLayer?: number;
+}
+
+export interface MomentsLayerTarget {
+  layer: number;
+  /** The final .moments file, written only when the job completes. */
+  file: string;
+  /** The checkpoint kept while the job runs (resumed from when present). */
+  checkpoint: string;
+}
+
+export interface NativeMomentsRequest {
+  layers: MomentsLayerTarget[];
+  modelSha256: string;
+  corpusSha256: string;
+  /** At most this long between checkpoints (default 60; 0 = after every chunk). */
+  checkpointSeconds?: number;
+}
+
+export interface MomentsProgress {
+  tokensDone: number;
+  tokensTotal: number;
+}
+
+export interface NativeMomentsOutcome {
+  cancelled: boolean;
+  tokensDone: number;
+  tokensTotal: number;
+  layers: { layer: number; nFf: number; n: number; file: string; resumedFrom: number }[];
+}
+
+export interface NativeMomentsJob {
+  done: Promise<NativeMomentsOutcome>;
+  /** Stops the job after the current chunk; it then writes its checkpoints and resolves with cancelled: true. */
+  cancel(): void;
 }
 
 export interface EvaluateResult {
@@ -125,6 +184,13 @@ export interface NativeLlamaSession {
   tokenize(text: string, addSpecial?: boolean): Int32Array;
   tokenPiece(token: number): string;
   evaluate(tokens: Int32Array, request?: EvaluateRequest): Promise<EvaluateResult>;
+  /**
+   * llama.cpp's own control vector: values added to l_out-L at every position (null
+   * clears it; layer 0 is not supported by llama.cpp). An independent check of patching.
+   */
+  setControlVector(layer: number, values: Float32Array | null): void;
+  /** Σ k kᵀ / n over the tokens, in context-sized chunks; see electron/core/stats/. */
+  secondMoments(tokens: Int32Array, request: NativeMomentsRequest, onProgress?: (p: MomentsProgress) => void): NativeMomentsJob;
   dispose(): void;
 }
 
