@@ -8,6 +8,7 @@
 #include "errors.h"
 #include "gguf_file.h"
 #include "log_capture.h"
+#include "vocab_text.h"
 
 namespace graft {
 
@@ -180,22 +181,9 @@ ggml_tensor * GraphModel::require(const std::string & name, std::initializer_lis
 }
 
 std::vector<int32_t> GraphModel::tokenize(const std::string & text, bool add_special) const {
-    const llama_vocab * vocab = llama_model_get_vocab(vocab_);
-    std::vector<int32_t> tokens(text.size() + 8);
-    int n = llama_tokenize(vocab, text.c_str(), static_cast<int32_t>(text.size()), tokens.data(), static_cast<int32_t>(tokens.size()), add_special, false);
-    if (n < 0) {
-        tokens.resize(static_cast<size_t>(-n));
-        n = llama_tokenize(vocab, text.c_str(), static_cast<int32_t>(text.size()), tokens.data(), static_cast<int32_t>(tokens.size()), add_special, false);
-    }
-    if (n < 0) throw GraftError("the text could not be tokenized");
-    tokens.resize(static_cast<size_t>(n));
-    return tokens;
+    return tokenize_text(vocab_, text, add_special);
 }
 
-std::string GraphModel::token_piece(int32_t token) const {
-    char buf[256];
-    const int n = llama_token_to_piece(llama_model_get_vocab(vocab_), token, buf, sizeof(buf), 0, true);
-    return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
-}
+std::string GraphModel::token_piece(int32_t token) const { return token_text(vocab_, token); }
 
 }  // namespace graft

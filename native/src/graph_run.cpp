@@ -6,6 +6,7 @@
 #include <map>
 
 #include "errors.h"
+#include "vocab_text.h"
 #include "weight_out_prod.h"
 
 namespace graft {
@@ -31,15 +32,6 @@ const char * site_name(Site site) {
 }
 
 namespace {
-
-void log_softmax_row(const float * logits, int n, float * out) {
-    double max = logits[0];
-    for (int i = 1; i < n; ++i) max = std::max<double>(max, logits[i]);
-    double sum = 0;
-    for (int i = 0; i < n; ++i) sum += std::exp(static_cast<double>(logits[i]) - max);
-    const double log_z = max + std::log(sum);
-    for (int i = 0; i < n; ++i) out[i] = static_cast<float>(logits[i] - log_z);
-}
 
 int graph_size_for(int n_layer) { return 4096 + 512 * n_layer; }
 

@@ -1,10 +1,7 @@
 #include "llama_session.h"
 
-#include <dlfcn.h>
-
 #include <algorithm>
 #include <cmath>
-#include <mutex>
 #include <cstring>
 #include <set>
 
@@ -13,6 +10,8 @@
 #include "ggml.h"
 #include "gguf_file.h"
 #include "log_capture.h"
+#include "backends.h"
+#include "vocab_text.h"
 
 namespace graft {
 
@@ -101,32 +100,6 @@ std::string string_kv(const GgufFile & file, const char * key) {
     const int64_t id = gguf_find_key(file.gguf(), key);
     if (id < 0 || gguf_get_kv_type(file.gguf(), id) != GGUF_TYPE_STRING) return "";
     return gguf_get_val_str(file.gguf(), id);
-}
-
-// node-llama-cpp loads ggml's backends when it starts; when the addon runs without it
-// (GRAFT_NATIVE_VARIANT set, a standalone tool), load them from the folder of the libggml
-// this process uses.
-void ensure_backends_loaded() {
-    static std::mutex mutex;
-    std::lock_guard<std::mutex> lock(mutex);
-    if (ggml_backend_dev_count() > 0) return;
-    Dl_info info{};
-    if (dladdr(reinterpret_cast<const void *>(&ggml_backend_dev_count), &info) != 0 && info.dli_fname != nullptr) {
-        std::string dir = info.dli_fname;
-        const auto slash = dir.find_last_of('/');
-        dir = slash == std::string::npos ? "." : dir.substr(0, slash);
-        ggml_backend_load_all_from_path(dir.c_str());
-    }
-    if (ggml_backend_dev_count() == 0) throw GraftError("no ggml compute backend could be loaded (is node-llama-cpp installed completely?)");
-}
-
-void log_softmax_row(const float * logits, int n, float * out) {
-    double max = logits[0];
-    for (int i = 1; i < n; ++i) max = std::max<double>(max, logits[i]);
-    double sum = 0;
-    for (int i = 0; i < n; ++i) sum += std::exp(static_cast<double>(logits[i]) - max);
-    const double log_z = max + std::log(sum);
-    for (int i = 0; i < n; ++i) out[i] = static_cast<float>(logits[i] - log_z);
 }
 
 }  // namespace
@@ -259,25 +232,10 @@ void LlamaSession::set_control_vector(int layer, const float * d, size_t n) {
 }
 
 std::vector<int32_t> LlamaSession::tokenize(const std::string & text, bool add_special) const {
-    const llama_vocab * vocab = llama_model_get_vocab(model_);
-    std::vector<int32_t> tokens(text.size() + 8);
-    int n = llama_tokenize(vocab, text.c_str(), static_cast<int32_t>(text.size()), tokens.data(),
-                           static_cast<int32_t>(tokens.size()), add_special, false);
-    if (n < 0) {
-        tokens.resize(static_cast<size_t>(-n));
-        n = llama_tokenize(vocab, text.c_str(), static_cast<int32_t>(text.size()), tokens.data(),
-                           static_cast<int32_t>(tokens.size()), add_special, false);
-    }
-    if (n < 0) throw GraftError("the text could not be tokenized");
-    tokens.resize(static_cast<size_t>(n));
-    return tokens;
+    return tokenize_text(model_, text, add_special);
 }
 
-std::string LlamaSession::token_piece(int32_t token) const {
-    char buf[256];
-    const int n = llama_token_to_piece(llama_model_get_vocab(model_), token, buf, sizeof(buf), 0, true);
-    return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
-}
+std::string LlamaSession::token_piece(int32_t token) const { return token_text(model_, token); }
 
 EvalResult LlamaSession::evaluate(const std::vector<int32_t> & tokens, const CaptureRequest & request) {
     if (tokens.empty()) throw GraftError("the text is empty: there is nothing to evaluate");

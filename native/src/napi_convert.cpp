@@ -153,4 +153,10 @@ Napi::Object kv_to_js(Napi::Env env, const gguf_context * ctx, int64_t id, size_
     return o;
 }
 
+Napi::Float32Array to_f32(Napi::Env env, const std::vector<float> & v) {
+    auto a = Napi::Float32Array::New(env, v.size());
+    std::copy(v.begin(), v.end(), a.Data());
+    return a;
+}
+
 }  // namespace graft

@@ -11,6 +11,7 @@
 namespace graft {
 
 std::string require_string(const Napi::Value & v, const std::string & what);
+Napi::Float32Array to_f32(Napi::Env env, const std::vector<float> & v);
 std::vector<KvValue> kv_from_js(const Napi::Value & v);
 // One GGUF metadata entry as {key, type, value[, itemType, length, truncated]}.
 Napi::Object kv_to_js(Napi::Env env, const gguf_context * ctx, int64_t id, size_t max_array_values);

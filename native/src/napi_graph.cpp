@@ -122,12 +122,6 @@ AdamOptions adam_from_js(const Napi::Value & v) {
     return a;
 }
 
-Napi::Float32Array to_f32(Napi::Env env, const std::vector<float> & v) {
-    auto a = Napi::Float32Array::New(env, v.size());
-    std::copy(v.begin(), v.end(), a.Data());
-    return a;
-}
-
 Napi::Object result_to_js(Napi::Env env, const GraphResult & r) {
     auto o = Napi::Object::New(env);
     o.Set("nVocab", r.n_vocab);

@@ -70,12 +70,6 @@ std::vector<Patch> patch_list(const Napi::Value & v) {
     return out;
 }
 
-Napi::Float32Array to_f32(Napi::Env env, const std::vector<float> & v) {
-    auto a = Napi::Float32Array::New(env, v.size());
-    std::copy(v.begin(), v.end(), a.Data());
-    return a;
-}
-
 class JsSession;
 
 class OpenWorker : public Napi::AsyncWorker {

@@ -9,20 +9,16 @@ import { loadNative, type GraftNative } from '../native/binding.ts';
 import type { GraphRequest, GraphSite, NativeGraphModel } from '../native/graphTypes.ts';
 import { generatedModel, realModel, tempDir } from '../testing/fixtures.ts';
 import { cosine, dequantizedCopy, randomVector, relativeL2 } from '../testing/graphFixtures.ts';
-import { openGraphModel, optimizeDeltas, teacherForced } from './graphModel.ts';
+import { withGraph as withGraphOf } from '../testing/graphFixtures.ts';
+import { openGraphModel, optimizeDeltas, teacherForced, type OpenGraphOptions } from './graphModel.ts';
 
 let native: GraftNative;
 before(async () => {
   native = await loadNative();
 });
 
-async function withGraph<T>(model: string, fn: (g: NativeGraphModel) => Promise<T>, options = {}): Promise<T> {
-  const g = await openGraphModel(native, model, options);
-  try {
-    return await fn(g);
-  } finally {
-    g.dispose();
-  }
+function withGraph<T>(model: string, fn: (g: NativeGraphModel) => Promise<T>, options: OpenGraphOptions = {}): Promise<T> {
+  return withGraphOf(native, model, fn, options);
 }
 
 /** Two prompts with targets, one KL row against a reference the model does not match. */

@@ -10,7 +10,8 @@ import { loadNative, type GraftNative } from '../native/binding.ts';
 import type { NativeGraphModel } from '../native/graphTypes.ts';
 import { generatedModel, realModel, tempDir } from '../testing/fixtures.ts';
 import { maxAbsDiff, randomVector } from '../testing/graphFixtures.ts';
-import { openGraphModel } from './graphModel.ts';
+import { withGraph as withGraphOf } from '../testing/graphFixtures.ts';
+import type { OpenGraphOptions } from './graphModel.ts';
 import { openLlamaSession } from './llamaSession.ts';
 import { overlaysFromLora } from './loraOverlays.ts';
 
@@ -19,13 +20,8 @@ before(async () => {
   native = await loadNative();
 });
 
-async function withGraph<T>(model: string, fn: (g: NativeGraphModel) => Promise<T>): Promise<T> {
-  const g = await openGraphModel(native, model);
-  try {
-    return await fn(g);
-  } finally {
-    g.dispose();
-  }
+function withGraph<T>(model: string, fn: (g: NativeGraphModel) => Promise<T>, options: OpenGraphOptions = {}): Promise<T> {
+  return withGraphOf(native, model, fn, options);
 }
 
 const text = 'Once upon a time, there was a little girl named Lily.';

@@ -8,7 +8,8 @@ import { loadNative, type GraftNative } from '../native/binding.ts';
 import type { NativeGraphModel } from '../native/graphTypes.ts';
 import { generatedModel, realModel, tempDir } from '../testing/fixtures.ts';
 import { llamaLogprobs, maxAbsDiff } from '../testing/graphFixtures.ts';
-import { openGraphModel } from './graphModel.ts';
+import { withGraph as withGraphOf } from '../testing/graphFixtures.ts';
+import type { OpenGraphOptions } from './graphModel.ts';
 import { openLlamaSession } from './llamaSession.ts';
 
 let native: GraftNative;
@@ -18,13 +19,8 @@ before(async () => {
 
 const texts = ['Once upon a time, there was a little girl named Lily.', 'The cat sat on the mat', 'She said hello'];
 
-async function withGraph<T>(model: string, fn: (g: NativeGraphModel) => Promise<T>): Promise<T> {
-  const g = await openGraphModel(native, model);
-  try {
-    return await fn(g);
-  } finally {
-    g.dispose();
-  }
+function withGraph<T>(model: string, fn: (g: NativeGraphModel) => Promise<T>, options: OpenGraphOptions = {}): Promise<T> {
+  return withGraphOf(native, model, fn, options);
 }
 
 interface Parity {

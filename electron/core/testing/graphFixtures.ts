@@ -2,8 +2,10 @@
 // metrics, a dequantised-F32 copy of a model, and the llama.cpp reference for given tokens.
 import path from 'node:path';
 
+import { openGraphModel, type OpenGraphOptions } from '../engine/graphModel.ts';
 import { openLlamaSession } from '../engine/llamaSession.ts';
 import type { GraftNative } from '../native/binding.ts';
+import type { NativeGraphModel } from '../native/graphTypes.ts';
 
 export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   if (a.length !== b.length) throw new Error(`length ${a.length} ≠ ${b.length}`);
@@ -59,5 +61,15 @@ export async function llamaLogprobs(native: GraftNative, model: string, prompts:
     return out;
   } finally {
     session.dispose();
+  }
+}
+
+/** Opens the own graph on a model for the duration of fn. */
+export async function withGraph<T>(native: GraftNative, model: string, fn: (g: NativeGraphModel) => Promise<T>, options: OpenGraphOptions = {}): Promise<T> {
+  const g = await openGraphModel(native, model, options);
+  try {
+    return await fn(g);
+  } finally {
+    g.dispose();
   }
 }
