@@ -48,6 +48,7 @@ GraphModel::GraphModel(const std::string & path, const GraphModelOptions & optio
         if (cpu_backend_ == nullptr) throw GraftError("could not initialise ggml's CPU backend");
         backends_.push_back(cpu_backend_);
         set_threads(options.n_threads);
+        dequantize_for_backward_ = options.dequantize_for_backward < 0 ? uses_gpu() : options.dequantize_for_backward > 0;
         load_weights(file);
         LogCapture capture;
         llama_model_params mp = llama_model_default_params();

@@ -31,6 +31,10 @@ struct GraphModelOptions {
     int n_threads = 1;
     bool gpu = false;  // use the first GPU device when there is one
     bool row_once_out_prod = true;  // false: keep ggml's out_prod in backward (for comparisons)
+    // Backward on GPUs: ggml's CUDA/Vulkan out_prod takes F32 only, so quantised weights of the
+    // differentiated layers are dequantised to F32 inside the graph (get_rows) and the matmuls
+    // run in F32 there. -1: on GPUs only; 0: never; 1: always (lets CPU tests check the path).
+    int dequantize_for_backward = -1;
 };
 
 class GgufFile;
@@ -57,6 +61,7 @@ public:
     std::string device_description() const;
     int n_threads() const { return n_threads_; }
     bool row_once_out_prod() const { return row_once_out_prod_; }
+    bool dequantize_for_backward() const { return dequantize_for_backward_; }
     void set_threads(int n);
 
     std::vector<int32_t> tokenize(const std::string & text, bool add_special) const;
@@ -82,6 +87,7 @@ private:
     ggml_backend_t cpu_backend_ = nullptr;
     int n_threads_ = 1;
     bool row_once_out_prod_ = true;
+    bool dequantize_for_backward_ = false;
     llama_model * vocab_ = nullptr;
 };
 

@@ -1,5 +1,6 @@
 #include "graph_run.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -142,6 +143,11 @@ ggml_tensor * GraphRun::hook(ggml_tensor * x, int layer, Site site) {
     return x;
 }
 
+ggml_tensor * GraphRun::weight_for(ggml_tensor * w) {
+    if (!dequantize_weights_ || w->type == GGML_TYPE_F32) return w;
+    return ggml_get_rows(ctx_compute_, w, ggml_view_1d(ctx_compute_, iota_, w->ne[1], 0));
+}
+
 ggml_tensor * GraphRun::build_layer(ggml_tensor * inp, int il) {
     ggml_context * ctx = ctx_compute_;
     const GraphHparams & hp = model_.hparams();
@@ -151,7 +157,7 @@ ggml_tensor * GraphRun::build_layer(ggml_tensor * inp, int il) {
     ggml_tensor * x = hook(inp, il, Site::ResidIn);
     ggml_tensor * cur = ggml_mul(ctx, ggml_rms_norm(ctx, x, hp.rms_eps), w.attn_norm);
     auto linear = [&](ggml_tensor * weight, ggml_tensor * bias, ggml_tensor * in) {
-        ggml_tensor * y = ggml_mul_mat(ctx, weight, in);
+        ggml_tensor * y = ggml_mul_mat(ctx, weight_for(weight), in);
         return bias ? ggml_add(ctx, y, bias) : y;
     };
     ggml_tensor * q = ggml_reshape_3d(ctx, linear(w.wq, w.bq, cur), hd, hp.n_head, T);
@@ -279,6 +285,11 @@ void GraphRun::build(bool with_backward) {
         overlay_t_.emplace_back(v, u);
     }
     capture_t_.assign(r.captures.size(), nullptr);
+    dequantize_weights_ = with_backward && model_.dequantize_for_backward();
+    if (dequantize_weights_) {
+        const int64_t longest = std::max<int64_t>({hp.n_ff, hp.n_embd, static_cast<int64_t>(hp.head_dim) * hp.n_head, hp.n_vocab});
+        iota_ = input(ggml_new_tensor_1d(cs, GGML_TYPE_I32, longest), "iota");
+    }
 
     ggml_tensor * cur = r.from_layer > 0 ? input_states_ : ggml_get_rows(ctx_compute_, model_.tok_embd(), tokens_);
     for (int il = r.from_layer; il < hp.n_layer; ++il) cur = build_layer(cur, il);
@@ -287,7 +298,7 @@ void GraphRun::build(bool with_backward) {
     if (!groups_.empty()) {
         ggml_tensor * h = ggml_mul(ctx_compute_, ggml_rms_norm(ctx_compute_, cur, hp.rms_eps), model_.output_norm());
         for (RowGroup & g : groups_) {
-            g.logits = ggml_mul_mat(ctx_compute_, model_.output(), ggml_get_rows(ctx_compute_, h, g.ids));
+            g.logits = ggml_mul_mat(ctx_compute_, weight_for(model_.output()), ggml_get_rows(ctx_compute_, h, g.ids));
             ggml_set_output(g.logits);
             ggml_build_forward_expand(gf_, g.logits);
             if (g.weight == 0) continue;
@@ -334,6 +345,11 @@ void GraphRun::upload_inputs() {
         }
     }
     ggml_backend_tensor_set(tokens_, tokens.data(), 0, ggml_nbytes(tokens_));
+    if (iota_) {
+        std::vector<int32_t> iota(static_cast<size_t>(iota_->ne[0]));
+        for (size_t i = 0; i < iota.size(); ++i) iota[i] = static_cast<int32_t>(i);
+        ggml_backend_tensor_set(iota_, iota.data(), 0, ggml_nbytes(iota_));
+    }
     ggml_backend_tensor_set(positions_, positions.data(), 0, ggml_nbytes(positions_));
     // Block-diagonal causal mask: each prompt attends only to its own earlier tokens.
     const size_t T = static_cast<size_t>(n_tokens_);

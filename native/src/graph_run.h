@@ -66,6 +66,9 @@ private:
 
     ggml_tensor * tokens_ = nullptr, * positions_ = nullptr, * mask_ = nullptr, * input_states_ = nullptr;
     ggml_tensor * loss_ = nullptr;
+    ggml_tensor * iota_ = nullptr;  // 0, 1, 2, … for dequantising weights with get_rows
+    bool dequantize_weights_ = false;
+    ggml_tensor * weight_for(ggml_tensor * w);
     std::vector<ggml_tensor *> delta_t_, delta_mask_t_;
     std::vector<std::vector<float>> delta_values_;
     std::vector<std::pair<ggml_tensor *, ggml_tensor *>> overlay_t_;  // (v as [n_ff, r], u as [r, n_embd])

@@ -409,6 +409,7 @@ Napi::Value OpenGraphModel(const Napi::CallbackInfo & info) {
             if (o.Get("threads").IsNumber()) options.n_threads = o.Get("threads").As<Napi::Number>().Int32Value();
             options.gpu = o.Get("gpu").ToBoolean().Value();
             if (o.Has("rowOnceOutProd")) options.row_once_out_prod = o.Get("rowOnceOutProd").ToBoolean().Value();
+            if (o.Get("dequantizeForBackward").IsBoolean()) options.dequantize_for_backward = o.Get("dequantizeForBackward").ToBoolean().Value() ? 1 : 0;
         }
         auto * worker = new OpenGraphWorker(info.Env(), path, options);
         auto promise = worker->promise();

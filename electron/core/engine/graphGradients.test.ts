@@ -22,10 +22,10 @@ function withGraph<T>(model: string, fn: (g: NativeGraphModel) => Promise<T>, op
 }
 
 /** Two prompts with targets, one KL row against a reference the model does not match. */
-async function lossRequest(g: NativeGraphModel, layer: number, site: GraphSite, values: Float32Array): Promise<GraphRequest> {
+async function lossRequest(g: NativeGraphModel, layer: number, site: GraphSite, values: Float32Array, reference?: Float32Array): Promise<GraphRequest> {
   const a = teacherForced(g.tokenize('Once upon a time, there was', true), g.tokenize(' a little girl', false), 0);
   const b = teacherForced(g.tokenize('The cat sat on', true), g.tokenize(' the mat', false), 1, 0.5);
-  const reference = (await g.run({ prompts: [g.tokenize('She said hello', true)], allLogits: true })).logprobs.subarray(0, g.info.nVocab);
+  reference ??= (await g.run({ prompts: [g.tokenize('She said hello', true)], allLogits: true })).logprobs.subarray(0, g.info.nVocab);
   return {
     prompts: [a.tokens, b.tokens],
     deltas: [{ layer, site, rows: [{ prompt: 0, pos: 3 }, { prompt: 1, pos: 2 }], values }],
@@ -76,8 +76,9 @@ describe('own graph: gradients', () => {
       const dir = tempDir();
       const model = generatedModel(native, dir, { arch: 'llama', type, embd: 256, ff: 512, heads: 4, kvHeads: 2, layers: 3 });
       const dequantized = await dequantizedCopy(native, model, dir);
+      const kl = await withGraph(dequantized, async (g) => (await g.run({ prompts: [g.tokenize('She said hello', true)], logitRows: [{ prompt: 0, pos: 0 }] })).logprobs);
       const gradient = (file: string) => withGraph(file, async (g) => {
-        const request = await lossRequest(g, 1, 'mlp_out', randomVector(g.info.nEmbd, 5, 0.05));
+        const request = await lossRequest(g, 1, 'mlp_out', randomVector(g.info.nEmbd, 5, 0.05), kl);
         return (await g.run(request, { backward: true })).gradients[0]!;
       });
       const [quantized, reference] = [await gradient(model), await gradient(dequantized)];
@@ -85,6 +86,20 @@ describe('own graph: gradients', () => {
       assert.ok(cos >= 0.99, `cosine ${cos}`);
     });
   }
+
+  test('the GPU path (weights dequantised to F32 inside the graph) gives the dequantised model\'s gradient', async () => {
+    const dir = tempDir();
+    const model = generatedModel(native, dir, { arch: 'qwen3', type: 'q4_k', embd: 256, ff: 512, heads: 4, kvHeads: 2 });
+    const dequantized = await dequantizedCopy(native, model, dir);
+    // one fixed reference distribution for both (a forward of the quantised model would differ)
+    const kl = await withGraph(dequantized, async (g) => (await g.run({ prompts: [g.tokenize('She said hello', true)], logitRows: [{ prompt: 0, pos: 0 }] })).logprobs);
+    const gradient = (file: string, options: OpenGraphOptions) => withGraph(file, async (g) => {
+      const request = await lossRequest(g, 0, 'mlp_out', randomVector(g.info.nEmbd, 21, 0.05), kl);
+      return (await g.run(request, { backward: true })).gradients[0]!;
+    }, options);
+    const [inGraph, reference] = [await gradient(model, { dequantizeForBackward: true }), await gradient(dequantized, {})];
+    assert.ok(relativeL2(inGraph, reference) < 1e-5, `relative L2 ${relativeL2(inGraph, reference)}`);
+  });
 
   test("Graft's row-once out_prod gives ggml's out_prod gradient (q4_k, f16 and f32 weights)", async () => {
     for (const type of ['q4_k', 'f16', 'f32'] as const) {

@@ -9,6 +9,7 @@ export interface OpenGraphOptions {
   threads?: number;
   gpu?: boolean;
   rowOnceOutProd?: boolean;
+  dequantizeForBackward?: boolean;
 }
 
 export function openGraphModel(native: GraftNative, modelPath: string, options: OpenGraphOptions = {}): Promise<NativeGraphModel> {
@@ -16,6 +17,7 @@ export function openGraphModel(native: GraftNative, modelPath: string, options: 
     threads: options.threads ?? defaultThreads(),
     gpu: options.gpu ?? process.env.GRAFT_GPU !== 'off',
     rowOnceOutProd: options.rowOnceOutProd ?? true,
+    ...(options.dequantizeForBackward === undefined ? {} : { dequantizeForBackward: options.dequantizeForBackward }),
   });
 }
 

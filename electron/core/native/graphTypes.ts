@@ -123,4 +123,6 @@ export interface GraphModelOptions {
   gpu?: boolean;
   /** false: backward uses ggml's own out_prod for weights (slower; for comparisons). */
   rowOnceOutProd?: boolean;
+  /** Dequantise the differentiated layers' weights to F32 for backward (default: on GPUs only). */
+  dequantizeForBackward?: boolean;
 }
