@@ -151,6 +151,7 @@ LlamaSession::LlamaSession(const std::string & path, const SessionOptions & opti
     cp.cb_eval = capture_callback;
     cp.cb_eval_user_data = capture_.get();
     n_threads_ = static_cast<int>(cp.n_threads);
+    n_gpu_layers_ = options.n_gpu_layers;
     ctx_ = llama_init_from_model(model_, cp);
     if (ctx_ == nullptr) {
         llama_model_free(model_);

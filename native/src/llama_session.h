@@ -82,6 +82,7 @@ public:
     int n_ctx() const { return n_ctx_; }
     int n_ff(int layer) const;
     int n_threads() const { return n_threads_; }
+    int n_gpu_layers() const { return n_gpu_layers_; }
     // The vocabulary's BOS token when the model adds one to every text, else -1.
     int32_t bos_token_if_added() const;
     std::string token_piece(int32_t token) const;
@@ -98,6 +99,7 @@ private:
     llama_context * ctx_ = nullptr;
     int n_ctx_ = 0;
     int n_threads_ = 1;
+    int n_gpu_layers_ = 0;
     std::vector<int> n_ff_;  // per layer: ne0 of blk.L.ffn_down.weight (0 when absent)
 };
 

@@ -2,6 +2,8 @@
 // Conversions between JS values and the C++ core's structures.
 #include <napi.h>
 
+#include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -26,5 +28,51 @@ auto guard(Napi::Env env, F && fn) -> decltype(fn()) {
         throw Napi::Error::New(env, e.what());
     }
 }
+
+// Runs work() on libuv's thread pool and settles a promise on the main thread: resolved with
+// done(env, result), or rejected with the message of whatever work() threw. finally() runs on
+// the main thread either way (e.g. to clear a busy flag); keep_alive holds a JS object (the
+// owner of what work() uses) until then.
+template <typename Result>
+class PromiseWorker : public Napi::AsyncWorker {
+public:
+    using Work = std::function<Result()>;
+    using Done = std::function<Napi::Value(Napi::Env, Result &)>;
+
+    static Napi::Promise start(Napi::Env env, Work work, Done done, std::function<void()> finally = {}, Napi::Object keep_alive = Napi::Object()) {
+        auto * worker = new PromiseWorker(env, std::move(work), std::move(done), std::move(finally), keep_alive);
+        Napi::Promise promise = worker->deferred_.Promise();
+        worker->Queue();
+        return promise;
+    }
+
+private:
+    PromiseWorker(Napi::Env env, Work work, Done done, std::function<void()> finally, Napi::Object keep_alive)
+        : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), work_(std::move(work)), done_(std::move(done)), finally_(std::move(finally)) {
+        if (!keep_alive.IsEmpty()) keep_alive_ = Napi::Persistent(keep_alive);
+    }
+    void Execute() override {
+        try {
+            result_ = std::make_unique<Result>(work_());
+        } catch (const std::exception & e) {
+            SetError(e.what());
+        }
+    }
+    void OnOK() override {
+        if (finally_) finally_();
+        deferred_.Resolve(done_(Env(), *result_));
+    }
+    void OnError(const Napi::Error & e) override {
+        if (finally_) finally_();
+        deferred_.Reject(e.Value());
+    }
+
+    Napi::Promise::Deferred deferred_;
+    Work work_;
+    Done done_;
+    std::function<void()> finally_;
+    Napi::ObjectReference keep_alive_;
+    std::unique_ptr<Result> result_;
+};
 
 }  // namespace graft

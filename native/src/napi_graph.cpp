@@ -167,30 +167,6 @@ Napi::Object step_to_js(Napi::Env env, const StepReport & s) {
 
 class JsGraphModel;
 
-class OpenGraphWorker : public Napi::AsyncWorker {
-public:
-    OpenGraphWorker(Napi::Env env, std::string path, GraphModelOptions options)
-        : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), path_(std::move(path)), options_(options) {}
-    Napi::Promise promise() { return deferred_.Promise(); }
-    void Execute() override {
-        try {
-            model_ = std::make_unique<GraphModel>(path_, options_);
-        } catch (const std::exception & e) {
-            SetError(e.what());
-        }
-    }
-    void OnOK() override {
-        auto external = Napi::External<GraphModel>::New(Env(), model_.release());
-        deferred_.Resolve(g_graph_ctor->New({external}));
-    }
-    void OnError(const Napi::Error & e) override { deferred_.Reject(e.Value()); }
-private:
-    Napi::Promise::Deferred deferred_;
-    std::string path_;
-    GraphModelOptions options_;
-    std::unique_ptr<GraphModel> model_;
-};
-
 class JsGraphModel : public Napi::ObjectWrap<JsGraphModel> {
 public:
     static void Define(Napi::Env env) {
@@ -209,7 +185,7 @@ public:
 
     explicit JsGraphModel(const Napi::CallbackInfo & info) : Napi::ObjectWrap<JsGraphModel>(info) {
         if (info.Length() != 1 || !info[0].IsExternal()) throw Napi::TypeError::New(info.Env(), "use openGraphModel(path, options) to open a model");
-        model_.reset(info[0].As<Napi::External<GraphModel>>().Data());
+        model_ = *info[0].As<Napi::External<std::shared_ptr<GraphModel>>>().Data();
     }
 
     GraphModel & model() {
@@ -267,38 +243,7 @@ private:
     Napi::Value Run(const Napi::CallbackInfo & info);
     Napi::Value Optimize(const Napi::CallbackInfo & info);
 
-    std::unique_ptr<GraphModel> model_;
-};
-
-class RunWorker : public Napi::AsyncWorker {
-public:
-    RunWorker(Napi::Env env, JsGraphModel * owner, Napi::Object self, GraphRequest request, bool backward)
-        : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), owner_(owner), self_(Napi::Persistent(self)),
-          request_(std::move(request)), backward_(backward) {}
-    Napi::Promise promise() { return deferred_.Promise(); }
-    void Execute() override {
-        try {
-            GraphRun run(owner_->model(), request_, backward_);
-            result_ = run.compute(backward_);
-        } catch (const std::exception & e) {
-            SetError(e.what());
-        }
-    }
-    void OnOK() override {
-        owner_->busy = false;
-        deferred_.Resolve(result_to_js(Env(), result_));
-    }
-    void OnError(const Napi::Error & e) override {
-        owner_->busy = false;
-        deferred_.Reject(e.Value());
-    }
-private:
-    Napi::Promise::Deferred deferred_;
-    JsGraphModel * owner_;
-    Napi::ObjectReference self_;
-    GraphRequest request_;
-    bool backward_;
-    GraphResult result_;
+    std::shared_ptr<GraphModel> model_;
 };
 
 class OptimizeWorker : public Napi::AsyncProgressQueueWorker<StepReport> {
@@ -378,10 +323,12 @@ Napi::Value JsGraphModel::Run(const Napi::CallbackInfo & info) {
         GraphRequest request = request_from_js(info[0]);
         const bool backward = info.Length() > 1 && info[1].IsObject() && info[1].As<Napi::Object>().Get("backward").ToBoolean().Value();
         if (busy.exchange(true)) throw GraftError("this graph model is already computing; wait for it to finish");
-        auto * worker = new RunWorker(info.Env(), this, Value(), std::move(request), backward);
-        auto promise = worker->promise();
-        worker->Queue();
-        return promise;
+        std::shared_ptr<GraphModel> model = model_;
+        auto shared = std::make_shared<GraphRequest>(std::move(request));
+        return PromiseWorker<GraphResult>::start(info.Env(),
+            [model, shared, backward] { return GraphRun(*model, *shared, backward).compute(backward); },
+            [](Napi::Env env, GraphResult & r) -> Napi::Value { return result_to_js(env, r); },
+            [this] { busy = false; }, Value());
     });
 }
 
@@ -411,10 +358,12 @@ Napi::Value OpenGraphModel(const Napi::CallbackInfo & info) {
             if (o.Has("rowOnceOutProd")) options.row_once_out_prod = o.Get("rowOnceOutProd").ToBoolean().Value();
             if (o.Get("dequantizeForBackward").IsBoolean()) options.dequantize_for_backward = o.Get("dequantizeForBackward").ToBoolean().Value() ? 1 : 0;
         }
-        auto * worker = new OpenGraphWorker(info.Env(), path, options);
-        auto promise = worker->promise();
-        worker->Queue();
-        return promise;
+        // The model travels as a shared_ptr until the JS object takes ownership in done().
+        return PromiseWorker<std::shared_ptr<GraphModel>>::start(info.Env(),
+            [path, options] { return std::make_shared<GraphModel>(path, options); },
+            [](Napi::Env env, std::shared_ptr<GraphModel> & m) -> Napi::Value {
+                return g_graph_ctor->New({Napi::External<std::shared_ptr<GraphModel>>::New(env, &m)});
+            });
     });
 }
 

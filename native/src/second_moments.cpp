@@ -17,11 +17,19 @@ namespace graft {
 
 namespace {
 
-// acc += Kᵀ K, with the product computed in float by ggml's CPU mul_mat (tinyBLAS sgemm
-// where available): n_ff² · n_tok multiply-adds per chunk would dominate a plain loop.
+// acc += Kᵀ K, with the product computed in float by ggml's mul_mat (on the GPU when the
+// session runs there, else on the CPU with tinyBLAS sgemm where available): n_ff² · n_tok
+// multiply-adds per chunk would dominate a plain loop.
 class GramAccumulator {
 public:
-    explicit GramAccumulator(int n_threads) {
+    GramAccumulator(int n_threads, bool gpu) {
+        if (gpu) {
+            for (size_t i = 0; i < ggml_backend_dev_count() && backend_ == nullptr; ++i) {
+                ggml_backend_dev_t d = ggml_backend_dev_get(i);
+                if (ggml_backend_dev_type(d) == GGML_BACKEND_DEVICE_TYPE_GPU) backend_ = ggml_backend_dev_init(d, nullptr);
+            }
+            if (backend_ != nullptr) return;
+        }
         backend_ = ggml_backend_init_by_type(GGML_BACKEND_DEVICE_TYPE_CPU, nullptr);
         if (backend_ == nullptr) throw GraftError("ggml's CPU backend could not be started");
         ggml_backend_reg_t reg = ggml_backend_dev_backend_reg(ggml_backend_get_device(backend_));
@@ -187,7 +195,7 @@ MomentsOutcome compute_second_moments(LlamaSession & session, const MomentsJob &
     int64_t start = total;
     for (const auto & s : layers) start = std::min(start, s.done);
     const int32_t bos = session.bos_token_if_added();
-    GramAccumulator gram(session.n_threads());
+    GramAccumulator gram(session.n_threads(), session.n_gpu_layers() > 0);
     auto last_checkpoint = std::chrono::steady_clock::now();
     MomentsOutcome outcome;
     outcome.tokens_total = total;
