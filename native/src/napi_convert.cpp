@@ -159,4 +159,13 @@ Napi::Float32Array to_f32(Napi::Env env, const std::vector<float> & v) {
     return a;
 }
 
+Napi::Value tokenize_call(const Napi::CallbackInfo & info, const std::function<std::vector<int32_t>(const std::string &, bool)> & tokenize) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+        const auto tokens = tokenize(require_string(info[0], "text"), info.Length() < 2 || info[1].ToBoolean().Value());
+        auto a = Napi::Int32Array::New(info.Env(), tokens.size());
+        std::copy(tokens.begin(), tokens.end(), a.Data());
+        return a;
+    });
+}
+
 }  // namespace graft

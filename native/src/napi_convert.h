@@ -14,6 +14,8 @@ namespace graft {
 
 std::string require_string(const Napi::Value & v, const std::string & what);
 Napi::Float32Array to_f32(Napi::Env env, const std::vector<float> & v);
+// tokenize(text, addSpecial = true) for a JS method: (text, addSpecial?) → Int32Array.
+Napi::Value tokenize_call(const Napi::CallbackInfo & info, const std::function<std::vector<int32_t>(const std::string &, bool)> & tokenize);
 std::vector<KvValue> kv_from_js(const Napi::Value & v);
 // One GGUF metadata entry as {key, type, value[, itemType, length, truncated]}.
 Napi::Object kv_to_js(Napi::Env env, const gguf_context * ctx, int64_t id, size_t max_array_values);

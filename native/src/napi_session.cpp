@@ -129,12 +129,7 @@ public:
 
 private:
     Napi::Value Tokenize(const Napi::CallbackInfo & info) {
-        return guard(info.Env(), [&]() -> Napi::Value {
-            const auto tokens = session().tokenize(require_string(info[0], "text"), info.Length() < 2 || info[1].ToBoolean().Value());
-            auto a = Napi::Int32Array::New(info.Env(), tokens.size());
-            std::copy(tokens.begin(), tokens.end(), a.Data());
-            return a;
-        });
+        return tokenize_call(info, [&](const std::string & text, bool special) { return session().tokenize(text, special); });
     }
 
     Napi::Value TokenPiece(const Napi::CallbackInfo & info) {
