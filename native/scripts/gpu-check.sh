@@ -5,7 +5,8 @@
 # printing one JSON object. For GPU servers with cmake and a CUDA toolchain but no Node and no
 # network.
 #
-#   native/scripts/gpu-check.sh [--cpu] [--big]   build and run (--cpu: no CUDA; --big: also
+#   native/scripts/gpu-check.sh [--cpu] [--big] [--build-only]
+#                                                 build and run (--cpu: no CUDA; --big: also
 #                                                 the Llama-3-8B-shaped Q4_K model, ~5 GB)
 #   native/scripts/gpu-check.sh --pack DIR        copy the part of the llama.cpp source the
 #                                                 build needs (~30 MB) to DIR, to carry along
@@ -35,7 +36,7 @@ if [ "${1:-}" = "--pack" ]; then
   src="$(find_source)"
   mkdir -p "$dest"
   (cd "$src" && tar cf - --exclude=.git CMakeLists.txt cmake include src vendor LICENSE \
-      ggml/CMakeLists.txt ggml/cmake ggml/include ggml/src/*.c ggml/src/*.cpp ggml/src/*.h ggml/src/CMakeLists.txt \
+      ggml/CMakeLists.txt ggml/cmake ggml/include ggml/src/*.c ggml/src/*.cpp ggml/src/*.h ggml/src/*.in ggml/src/CMakeLists.txt \
       ggml/src/ggml-cpu ggml/src/ggml-cuda ggml/src/ggml-blas) | (cd "$dest" && tar xf -)
   du -sh "$dest" >&2
   exit 0
@@ -43,10 +44,12 @@ fi
 
 cuda=ON
 big=""
+build_only=""
 for a in "$@"; do
   case "$a" in
     --cpu) cuda=OFF ;;
     --big) big="--big" ;;
+    --build-only) build_only=1 ;;
     *) echo "gpu-check: unknown option $a" >&2; exit 2 ;;
   esac
 done
@@ -62,6 +65,7 @@ cmake -S "$native/standalone" -B "$build" "${generator[@]}" -DGRAFT_LLAMA_SRC="$
   || { tail -30 "$build/configure.log" >&2; exit 1; }
 cmake --build "$build" --target graft-check -j "$(nproc)" >"$build/build.log" 2>&1 || { tail -40 "$build/build.log" >&2; exit 1; }
 echo "gpu-check: built in $(( $(date +%s) - start )) s" >&2
+[ -n "$build_only" ] && exit 0
 work="$(mktemp -d "${TMPDIR:-/tmp}/graft-check-XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 gpu=""

@@ -1,5 +1,5 @@
 // graft-check: the engine's parity, gradient and speed checks without Node, for GPU servers
-// (built by native/scripts/gpu-check.sh). Prints one JSON object on stdout.
+// (built by native/scripts/gpu-check.sh). Prints one JSON object per line and section.
 //
 //   graft-check suite --dir DIR [--gpu] [--threads N] [--big]
 //   graft-check gen OUT --arch A --type T --layers N --embd E --ff F --heads H --kv-heads K --vocab V
@@ -90,6 +90,7 @@ struct Options {
     std::string dir = ".";
     bool gpu = false;
     bool big = false;
+    bool big_smoke = false;
     int threads = 1;
 };
 
@@ -389,6 +390,7 @@ void scale_8b(Json & j, const Options & o) {
     try {
         RandomModelSpec s;
         s.type = "q4_k", s.layers = 32, s.embd = 4096, s.ff = 14336, s.heads = 32, s.kv_heads = 8, s.vocab = 128256, s.context = 8192;
+        if (o.big_smoke) s.layers = 8, s.embd = 256, s.ff = 512, s.heads = 4, s.kv_heads = 2, s.vocab = 1000;  // the same code path, CPU-sized
         const double gen = seconds([&] { model_path(o, s); });
         const std::string path = model_path(o, s);
         j.num("generateSeconds", gen);
@@ -430,22 +432,26 @@ void scale_8b(Json & j, const Options & o) {
     j.close('}');
 }
 
+// One JSON object per line and section, flushed as each finishes, so a run cut short by a
+// time limit still reports what it measured.
 int suite(const Options & o) {
-    Json j;
-    j.open("", '{');
-    j.boolean("gpu", o.gpu).num("threads", o.threads);
+    auto section = [](const std::function<void(Json &)> & fill) {
+        Json j;
+        j.open("", '{');
+        fill(j);
+        j.close('}');
+        std::printf("%s\n", j.out.str().c_str());
+        std::fflush(stdout);
+    };
     const double t0 = now();
-    parity(j, o);
-    gradients(j, o);
-    j.open("benchmarks", '{');
-    bench_forward(j, o);
-    bench_backward(j, o);
-    bench_moments(j, o);
-    j.close('}');
-    if (o.big) scale_8b(j, o);
-    j.num("totalSeconds", now() - t0);
-    j.close('}');
-    std::printf("%s\n", j.out.str().c_str());
+    section([&](Json & j) { j.boolean("gpu", o.gpu).num("threads", o.threads); });
+    section([&](Json & j) { parity(j, o); });
+    section([&](Json & j) { gradients(j, o); });
+    section([&](Json & j) { bench_forward(j, o); });
+    section([&](Json & j) { bench_backward(j, o); });
+    section([&](Json & j) { bench_moments(j, o); });
+    if (o.big) section([&](Json & j) { scale_8b(j, o); });
+    section([&](Json & j) { j.num("totalSeconds", now() - t0); });
     return 0;
 }
 
@@ -467,7 +473,8 @@ int main(int argc, char ** argv) {
             Options o;
             o.dir = arg("--dir", ".");
             o.gpu = flag("--gpu");
-            o.big = flag("--big");
+            o.big = flag("--big") || flag("--big-smoke");
+            o.big_smoke = flag("--big-smoke");
             o.threads = std::stoi(arg("--threads", "1"));
             return suite(o);
         }
