@@ -47,6 +47,7 @@ GraphRun::GraphRun(GraphModel & model, const GraphRequest & request, bool with_b
     try {
         build(with_backward);
         upload_inputs();
+        dequantize_weights();
     } catch (...) {
         release();
         throw;
@@ -143,9 +144,32 @@ ggml_tensor * GraphRun::hook(ggml_tensor * x, int layer, Site site) {
     return x;
 }
 
+// With dequantize_weights_, a differentiated weight is read from an F32 copy made once per
+// run (see dequantize_weights), so Adam steps do not dequantise it again.
 ggml_tensor * GraphRun::weight_for(ggml_tensor * w) {
     if (!dequantize_weights_ || w->type == GGML_TYPE_F32) return w;
-    return ggml_get_rows(ctx_compute_, w, ggml_view_1d(ctx_compute_, iota_, w->ne[1], 0));
+    auto it = dequantized_.find(w);
+    if (it != dequantized_.end()) return it->second;
+    ggml_tensor * copy = ggml_new_tensor_2d(ctx_static_, GGML_TYPE_F32, w->ne[0], w->ne[1]);
+    ggml_format_name(copy, "%s (f32)", w->name);
+    dequantized_[w] = copy;
+    return copy;
+}
+
+void GraphRun::dequantize_weights() {
+    if (dequantized_.empty()) return;
+    ggml_init_params params{ggml_tensor_overhead() * (4 * dequantized_.size() + 8) + ggml_graph_overhead_custom(4 * dequantized_.size() + 8, false), nullptr, true};
+    ggml_context * ctx = ggml_init(params);
+    if (ctx == nullptr) throw GraftError("out of memory building the dequantisation graph");
+    ggml_cgraph * g = ggml_new_graph_custom(ctx, 4 * dequantized_.size() + 8, false);
+    for (const auto & [w, copy] : dequantized_) {
+        ggml_build_forward_expand(g, ggml_cpy(ctx, ggml_get_rows(ctx, w, ggml_view_1d(ctx, iota_, w->ne[1], 0)), copy));
+    }
+    ggml_backend_sched_reset(sched_);
+    const bool ok = ggml_backend_sched_alloc_graph(sched_, g) && ggml_backend_sched_graph_compute(sched_, g) == GGML_STATUS_SUCCESS;
+    ggml_backend_sched_reset(sched_);
+    ggml_free(ctx);
+    if (!ok) throw GraftError("not enough memory to dequantise the weights of the differentiated layers");
 }
 
 ggml_tensor * GraphRun::build_layer(ggml_tensor * inp, int il) {

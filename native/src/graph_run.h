@@ -3,6 +3,7 @@
 // allocated once and computed as often as needed: an Adam loop changes only the delta
 // values between computes.
 #include <functional>
+#include <map>
 #include <memory>
 #include <vector>
 
@@ -68,7 +69,9 @@ private:
     ggml_tensor * loss_ = nullptr;
     ggml_tensor * iota_ = nullptr;  // 0, 1, 2, … for dequantising weights with get_rows
     bool dequantize_weights_ = false;
+    std::map<ggml_tensor *, ggml_tensor *> dequantized_;  // weight → its F32 copy
     ggml_tensor * weight_for(ggml_tensor * w);
+    void dequantize_weights();
     std::vector<ggml_tensor *> delta_t_, delta_mask_t_;
     std::vector<std::vector<float>> delta_values_;
     std::vector<std::pair<ggml_tensor *, ggml_tensor *>> overlay_t_;  // (v as [n_ff, r], u as [r, n_embd])

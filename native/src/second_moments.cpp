@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <memory>
 #include <set>
 #include <sys/stat.h>
 
@@ -17,20 +18,25 @@ namespace graft {
 
 namespace {
 
-// acc += Kᵀ K, with the product computed in float by ggml's mul_mat (on the GPU when the
-// session runs there, else on the CPU with tinyBLAS sgemm where available): n_ff² · n_tok
-// multiply-adds per chunk would dominate a plain loop.
+// acc += Kᵀ K, with the product computed in float by ggml's mul_mat: n_ff² · n_tok
+// multiply-adds per chunk would dominate a plain loop. On the CPU (tinyBLAS sgemm where
+// available) each chunk's product goes straight into the double accumulator. On a GPU the
+// products are summed on the device in float for up to kGpuChunksPerFlush chunks and then
+// added to the double accumulator, because moving n_ff² floats to the host for every chunk
+// would cost more than the forward pass.
 class GramAccumulator {
 public:
-    GramAccumulator(int n_threads, bool gpu) {
+    GramAccumulator(int n_threads, bool gpu, int device_sums) {
         if (gpu) {
             for (size_t i = 0; i < ggml_backend_dev_count() && backend_ == nullptr; ++i) {
                 ggml_backend_dev_t d = ggml_backend_dev_get(i);
                 if (ggml_backend_dev_type(d) == GGML_BACKEND_DEVICE_TYPE_GPU) backend_ = ggml_backend_dev_init(d, nullptr);
             }
-            if (backend_ != nullptr) return;
+            sum_on_device_ = backend_ != nullptr && device_sums != 0;
+            if (sum_on_device_) return;
         }
-        backend_ = ggml_backend_init_by_type(GGML_BACKEND_DEVICE_TYPE_CPU, nullptr);
+        sum_on_device_ = device_sums == 1;
+        if (backend_ == nullptr) backend_ = ggml_backend_init_by_type(GGML_BACKEND_DEVICE_TYPE_CPU, nullptr);
         if (backend_ == nullptr) throw GraftError("ggml's CPU backend could not be started");
         ggml_backend_reg_t reg = ggml_backend_dev_backend_reg(ggml_backend_get_device(backend_));
         auto set_threads = reinterpret_cast<ggml_backend_set_n_threads_t>(ggml_backend_reg_get_proc_address(reg, "ggml_backend_set_n_threads"));
@@ -38,13 +44,63 @@ public:
     }
     ~GramAccumulator() {
         release();
+        release_gpu();
         ggml_backend_free(backend_);
     }
     GramAccumulator(const GramAccumulator &) = delete;
     GramAccumulator & operator=(const GramAccumulator &) = delete;
 
-    // keys: n_tok rows of n_ff floats; acc: n_ff × n_ff doubles.
+    // Everything summed on the device so far goes into acc (n_ff × n_ff doubles).
+    void flush(double * acc) {
+        if (!sum_on_device_ || pending_ == 0) return;
+        const size_t n = static_cast<size_t>(gpu_n_ff_) * static_cast<size_t>(gpu_n_ff_);
+        block_host_.resize(n);
+        ggml_backend_tensor_get(gpu_acc_, block_host_.data(), 0, n * sizeof(float));
+        for (size_t i = 0; i < n; ++i) acc[i] += static_cast<double>(block_host_[i]);
+        ggml_backend_tensor_memset(gpu_acc_, 0, 0, n * sizeof(float));
+        pending_ = 0;
+    }
+
     void add(const float * keys, int n_tok, int n_ff, double * acc) {
+        if (sum_on_device_) { add_on_device(keys, n_tok, n_ff, acc); return; }
+        add_on_cpu(keys, n_tok, n_ff, acc);
+    }
+
+private:
+    static constexpr int kGpuChunksPerFlush = 16;
+
+    void add_on_device(const float * keys, int n_tok, int n_ff, double * acc) {
+        if (n_tok != gpu_n_tok_ || n_ff != gpu_n_ff_) {
+            flush(acc);
+            release_gpu();
+            ggml_init_params params{8 * ggml_tensor_overhead() + ggml_graph_overhead(), nullptr, true};
+            gpu_ctx_ = ggml_init(params);
+            if (gpu_ctx_ == nullptr) throw GraftError("out of memory creating the KᵀK graph");
+            gpu_keys_ = ggml_new_tensor_2d(gpu_ctx_, GGML_TYPE_F32, n_ff, n_tok);  // a row of n_ff per token
+            gpu_acc_ = ggml_new_tensor_2d(gpu_ctx_, GGML_TYPE_F32, n_ff, n_ff);
+            ggml_tensor * kt = ggml_cont(gpu_ctx_, ggml_transpose(gpu_ctx_, gpu_keys_));
+            gpu_graph_ = ggml_new_graph(gpu_ctx_);
+            ggml_build_forward_expand(gpu_graph_, ggml_add_inplace(gpu_ctx_, gpu_acc_, ggml_mul_mat(gpu_ctx_, kt, kt)));
+            gpu_buffer_ = ggml_backend_alloc_ctx_tensors(gpu_ctx_, backend_);
+            if (gpu_buffer_ == nullptr) throw GraftError("not enough GPU memory for " + std::to_string(n_ff) + "² floats of KᵀK");
+            ggml_backend_tensor_memset(gpu_acc_, 0, 0, ggml_nbytes(gpu_acc_));
+            gpu_n_tok_ = n_tok;
+            gpu_n_ff_ = n_ff;
+        }
+        ggml_backend_tensor_set(gpu_keys_, keys, 0, ggml_nbytes(gpu_keys_));
+        if (ggml_backend_graph_compute(backend_, gpu_graph_) != GGML_STATUS_SUCCESS) throw GraftError("ggml failed to compute KᵀK");
+        if (++pending_ >= kGpuChunksPerFlush) flush(acc);
+    }
+
+    void release_gpu() {
+        if (gpu_buffer_ != nullptr) ggml_backend_buffer_free(gpu_buffer_);
+        if (gpu_ctx_ != nullptr) ggml_free(gpu_ctx_);
+        gpu_buffer_ = nullptr;
+        gpu_ctx_ = nullptr;
+        gpu_n_tok_ = gpu_n_ff_ = 0;
+    }
+
+    void add_on_cpu(const float * keys, int n_tok, int n_ff, double * acc) {
         // Zero rows pad the token count to a multiple of 16 so that sgemm takes the chunk;
         // they add nothing to the sum.
         const int padded = (n_tok + 15) / 16 * 16;
@@ -116,6 +172,13 @@ private:
     }
 
     ggml_backend_t backend_ = nullptr;
+    bool sum_on_device_ = false;
+    ggml_context * gpu_ctx_ = nullptr;
+    ggml_backend_buffer_t gpu_buffer_ = nullptr;
+    ggml_tensor * gpu_keys_ = nullptr;
+    ggml_tensor * gpu_acc_ = nullptr;
+    ggml_cgraph * gpu_graph_ = nullptr;
+    int gpu_n_tok_ = 0, gpu_n_ff_ = 0, pending_ = 0;
     ggml_context * ctx_ = nullptr;
     ggml_backend_buffer_t buffer_ = nullptr;
     struct Block {
@@ -143,9 +206,11 @@ struct LayerState {
     std::vector<double> sum;
     int64_t done = 0;          // tokens already in sum
     int64_t resumed_from = 0;
+    std::unique_ptr<GramAccumulator> gram;
 };
 
 void write_checkpoint(LayerState & s) {
+    s.gram->flush(s.sum.data());
     s.header.n = s.done;
     write_moments_file(s.target.checkpoint, s.header, s.sum.data());
 }
@@ -195,7 +260,7 @@ MomentsOutcome compute_second_moments(LlamaSession & session, const MomentsJob &
     int64_t start = total;
     for (const auto & s : layers) start = std::min(start, s.done);
     const int32_t bos = session.bos_token_if_added();
-    GramAccumulator gram(session.n_threads(), session.n_gpu_layers() > 0);
+    for (auto & s : layers) s.gram = std::make_unique<GramAccumulator>(session.n_threads(), session.n_gpu_layers() > 0, job.device_sums);
     auto last_checkpoint = std::chrono::steady_clock::now();
     MomentsOutcome outcome;
     outcome.tokens_total = total;
@@ -228,7 +293,7 @@ MomentsOutcome compute_second_moments(LlamaSession & session, const MomentsJob &
                 throw GraftError("llama.cpp produced " + std::to_string(keys.size()) + " key values for layer " + std::to_string(s.target.layer) +
                                  " where " + std::to_string(n_tok) + " × " + std::to_string(s.header.n_ff) + " were expected");
             }
-            gram.add(keys.data(), n_tok, s.header.n_ff, s.sum.data());
+            s.gram->add(keys.data(), n_tok, s.header.n_ff, s.sum.data());
             s.done = end;
         }
         if (progress) progress({end, total});
@@ -240,6 +305,7 @@ MomentsOutcome compute_second_moments(LlamaSession & session, const MomentsJob &
     }
 
     for (auto & s : layers) {
+        s.gram->flush(s.sum.data());
         MomentsHeader final_header = s.header;
         final_header.kind = "second-moments";
         final_header.matrix = "mean";

@@ -30,6 +30,9 @@ struct MomentsJob {
     std::string model_sha256;
     std::string corpus_sha256;
     double checkpoint_seconds = 60;  // at most this long between checkpoints; 0 = every chunk
+    // Sum chunk products on the compute device in float before adding them to the double
+    // accumulator: -1 on GPUs only (the default), 1 always (lets CPU checks cover the path).
+    int device_sums = -1;
 };
 
 struct MomentsProgress {

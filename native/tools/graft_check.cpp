@@ -14,6 +14,7 @@
 #include <cstring>
 #include <functional>
 #include <map>
+#include <memory>
 #include <random>
 #include <sstream>
 #include <string>
@@ -26,6 +27,7 @@
 #include "graph_run.h"
 #include "llama_session.h"
 #include "log_capture.h"
+#include "moments_file.h"
 #include "random_model.h"
 #include "second_moments.h"
 #include "tensor_codec.h"
@@ -156,6 +158,16 @@ GraphResult graph_logprobs(GraphModel & m, const std::vector<std::vector<int32_t
 
 // ---- sections --------------------------------------------------------------------------
 
+double max_abs_diff(const float * a, const float * b, size_t n) {
+    double d = 0;
+    for (size_t i = 0; i < n; ++i) d = std::max<double>(d, std::fabs(a[i] - b[i]));
+    return d;
+}
+
+// Per prompt: the own graph alone and in a batch, llama.cpp, and (on a GPU) both against the
+// own graph on the CPU in F32, which matches exact float math. GPU matmul kernels differ with
+// the batch shape, so "graph vs llama" runs the same shapes; the CPU columns say how far each
+// engine's GPU result is from exact math.
 void parity(Json & j, const Options & o) {
     j.open("parity", '[');
     for (const std::string arch : {"llama", "qwen2", "qwen3"}) {
@@ -169,25 +181,38 @@ void parity(Json & j, const Options & o) {
                 const std::string path = model_path(o, s);
                 const auto prompts = random_prompts({12, 20, 7}, s.vocab, 11);
                 GraphModel graph(path, graph_options(o));
-                const GraphResult ours = graph_logprobs(graph, prompts);
+                const GraphResult batched = graph_logprobs(graph, prompts);
+                std::unique_ptr<GraphModel> cpu;
+                if (o.gpu) {
+                    Options c = o;
+                    c.gpu = false;
+                    cpu = std::make_unique<GraphModel>(path, graph_options(c));
+                }
                 LlamaSession session(path, session_options(o, 128));
-                double worst = 0;
+                const size_t V = static_cast<size_t>(s.vocab);
+                double same_shape = 0, in_batch = 0, graph_cpu = 0, llama_cpu = 0;
                 int close = 0, total = 0;
                 size_t row = 0;
                 for (const auto & p : prompts) {
                     CaptureRequest req;
                     const EvalResult theirs = session.evaluate(p, req);
+                    const GraphResult alone = graph_logprobs(graph, {p});
+                    const GraphResult exact = cpu ? graph_logprobs(*cpu, {p}) : GraphResult{};
                     for (size_t i = 0; i < p.size(); ++i, ++row) {
-                        double d = 0;
-                        for (int v = 0; v < theirs.n_vocab; ++v) {
-                            d = std::max<double>(d, std::fabs(ours.logprobs[row * theirs.n_vocab + v] - theirs.logprobs[i * theirs.n_vocab + v]));
-                        }
-                        worst = std::max(worst, d);
+                        const double d = max_abs_diff(alone.logprobs.data() + i * V, theirs.logprobs.data() + i * V, V);
+                        same_shape = std::max(same_shape, d);
                         close += d <= 1e-3;
                         ++total;
+                        in_batch = std::max(in_batch, max_abs_diff(batched.logprobs.data() + row * V, theirs.logprobs.data() + i * V, V));
+                        if (cpu) {
+                            graph_cpu = std::max(graph_cpu, max_abs_diff(alone.logprobs.data() + i * V, exact.logprobs.data() + i * V, V));
+                            llama_cpu = std::max(llama_cpu, max_abs_diff(theirs.logprobs.data() + i * V, exact.logprobs.data() + i * V, V));
+                        }
                     }
                 }
-                j.num("maxAbsDiffLogprob", worst).num("shareWithin1e-3", static_cast<double>(close) / total).str("device", graph.device_description());
+                j.num("graphVsLlama", same_shape).num("shareWithin1e-3", static_cast<double>(close) / total).num("graphBatchedVsLlama", in_batch);
+                if (cpu) j.num("graphVsCpuGraph", graph_cpu).num("llamaVsCpuGraph", llama_cpu);
+                j.str("device", graph.device_description());
             } catch (const std::exception & e) {
                 j.str("error", e.what());
             }
@@ -252,7 +277,17 @@ void gradients(Json & j, const Options & o) {
                     numeric[i] = static_cast<float>((at(h) - at(-h)) / (2 * h));
                 }
                 j.open("", '{').str("site", site_name(site)).num("layer", layer).num("relativeL2", relative_l2(analytic, numeric))
-                    .num("cosine", cosine(analytic, numeric)).close('}');
+                    .num("cosine", cosine(analytic, numeric));
+                if (o.gpu) {
+                    // GPU matmuls round like TF32, too coarse for finite differences: compare
+                    // with the CPU gradient, which the CPU finite differences validate.
+                    Options c = o;
+                    c.gpu = false;
+                    GraphModel cpu(path, graph_options(c));
+                    const std::vector<float> reference = GraphRun(cpu, r, true).compute(true).gradients[0];
+                    j.num("vsCpuGradientRelativeL2", relative_l2(analytic, reference)).num("vsCpuGradientCosine", cosine(analytic, reference));
+                }
+                j.close('}');
             }
         }
         j.close(']');
@@ -261,12 +296,14 @@ void gradients(Json & j, const Options & o) {
         const std::string qpath = model_path(o, q);
         const std::string dpath = dequantized_copy(qpath);
         std::vector<std::vector<float>> grads;
-        for (const std::string & p : {qpath, dpath}) {
-            GraphModel gm(p, graph_options(o));
+        Options cpu = o;
+        cpu.gpu = false;
+        for (const auto & [p, opts] : {std::make_pair(qpath, o), std::make_pair(dpath, cpu)}) {
+            GraphModel gm(p, graph_options(opts));
             GraphRun run(gm, loss_request(gm, 1, Site::MlpOut, std::vector<float>(256, 0.01f)), true);
             grads.push_back(run.compute(true).gradients[0]);
         }
-        j.num("q4kVsDequantizedCosine", cosine(grads[0], grads[1])).num("q4kVsDequantizedRelativeL2", relative_l2(grads[0], grads[1]));
+        j.num("q4kVsDequantizedCpuCosine", cosine(grads[0], grads[1])).num("q4kVsDequantizedCpuRelativeL2", relative_l2(grads[0], grads[1]));
     } catch (const std::exception & e) {
         j.str("error", e.what());
     }
@@ -371,6 +408,55 @@ void moments_speed(Json & j, const std::string & path, const Options & o, int la
         .str("goal", "ratio >= 0.7").boolean("meetsGoal", st / mo >= 0.7);
 }
 
+// Second moments from the job (both ways of summing) against a direct double computation
+// from keys captured chunk by chunk.
+void moments_correctness(Json & j, const Options & o) {
+    j.open("momentsCorrectness", '[');
+    try {
+        RandomModelSpec s;
+        s.embd = 256, s.ff = 512, s.heads = 4, s.kv_heads = 2, s.layers = 3;
+        const std::string path = model_path(o, s);
+        LlamaSession session(path, session_options(o, 64));
+        const int n_ctx = 64, chunks = 5, layer = 1, n_ff = s.ff;
+        std::vector<int32_t> tokens;
+        for (const auto & p : random_prompts(std::vector<int>(chunks, n_ctx), s.vocab, 4)) tokens.insert(tokens.end(), p.begin(), p.end());
+        std::vector<double> direct(static_cast<size_t>(n_ff) * n_ff, 0.0);
+        for (int c = 0; c < chunks; ++c) {
+            CaptureRequest req;
+            req.logprobs = false;
+            req.key_layers = {layer};
+            const auto keys = session.evaluate(std::vector<int32_t>(tokens.begin() + c * n_ctx, tokens.begin() + (c + 1) * n_ctx), req).keys[layer];
+            for (int t = 0; t < n_ctx; ++t) {
+                const float * k = keys.data() + static_cast<size_t>(t) * n_ff;
+                for (int a = 0; a < n_ff; ++a) for (int b = 0; b < n_ff; ++b) direct[static_cast<size_t>(a) * n_ff + b] += static_cast<double>(k[a]) * k[b];
+            }
+        }
+        for (const int device_sums : {-1, 1}) {
+            std::atomic<bool> cancel{false};
+            MomentsJob job;
+            job.tokens = tokens;
+            job.layers.push_back({layer, o.dir + "/check.moments", o.dir + "/check.moments.checkpoint"});
+            job.model_sha256 = job.corpus_sha256 = "check";
+            job.device_sums = device_sums;
+            compute_second_moments(session, job, cancel, [](const MomentsProgress &) {});
+            std::vector<double> mean;
+            read_moments_file(o.dir + "/check.moments", &mean);
+            std::remove((o.dir + "/check.moments").c_str());
+            double err = 0, scale = 0;
+            for (size_t i = 0; i < mean.size(); ++i) {
+                const double want = direct[i] / static_cast<double>(tokens.size());
+                err = std::max(err, std::fabs(mean[i] - want));
+                scale = std::max(scale, std::fabs(want));
+            }
+            j.open("", '{').str("sums", device_sums == 1 ? "on the device, flushed to double" : "default for this device")
+                .num("maxRelativeError", err / scale).close('}');
+        }
+    } catch (const std::exception & e) {
+        j.open("", '{').str("error", e.what()).close('}');
+    }
+    j.close(']');
+}
+
 void bench_moments(Json & j, const Options & o) {
     j.open("moments", '{');
     try {
@@ -447,6 +533,7 @@ int suite(const Options & o) {
     section([&](Json & j) { j.boolean("gpu", o.gpu).num("threads", o.threads); });
     section([&](Json & j) { parity(j, o); });
     section([&](Json & j) { gradients(j, o); });
+    section([&](Json & j) { moments_correctness(j, o); });
     section([&](Json & j) { bench_forward(j, o); });
     section([&](Json & j) { bench_backward(j, o); });
     section([&](Json & j) { bench_moments(j, o); });

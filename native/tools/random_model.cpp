@@ -175,6 +175,26 @@ uint64_t write_random_model(const RandomModelSpec & s, const std::string & path,
         const size_t row_bytes = ggml_row_size(t.type, t.cols);
         std::vector<uint8_t> bytes(row_bytes * static_cast<size_t>(t.rows));
         auto work = [&](int64_t r0, int64_t r1) {
+            if (t.type == GGML_TYPE_Q4_K) {
+                // Random Q4_K blocks written directly (quantising 8B random floats takes
+                // minutes): random 4-bit values and 6-bit sub-block scales/minimums, with
+                // d and dmin chosen so the weights have mean ≈ 0 and the wanted spread.
+                const float d = t.std / 245.0f;
+                const ggml_fp16_t d16 = ggml_fp32_to_fp16(d), dmin16 = ggml_fp32_to_fp16(7.5f * d);
+                for (int64_t r = r0; r < r1; ++r) {
+                    uint64_t state = mix(s.seed * 0x100000001b3ULL + ti * 0x9e3779b97f4a7c15ULL + static_cast<uint64_t>(r));
+                    uint8_t * row = bytes.data() + static_cast<size_t>(r) * row_bytes;
+                    for (size_t b = 0; b < row_bytes; b += 8) {
+                        state = mix(state);
+                        std::memcpy(row + b, &state, std::min<size_t>(8, row_bytes - b));
+                    }
+                    for (size_t blk = 0; blk < row_bytes; blk += ggml_type_size(GGML_TYPE_Q4_K)) {
+                        std::memcpy(row + blk, &d16, 2);
+                        std::memcpy(row + blk + 2, &dmin16, 2);
+                    }
+                }
+                return;
+            }
             std::vector<float> row(static_cast<size_t>(t.cols));
             const float half = t.std * std::sqrt(3.0f);
             for (int64_t r = r0; r < r1; ++r) {
