@@ -11,11 +11,19 @@ export interface OpenOptions {
   lora?: LoraAdapter[];
 }
 
+/**
+ * Every layer on the GPU when the addon's variant has one (llama.cpp clamps the count, and
+ * without a GPU device offloads nothing); none with GRAFT_GPU=off.
+ */
+export function defaultGpuLayers(): number {
+  return process.env.GRAFT_GPU === 'off' ? 0 : 999;
+}
+
 export function openLlamaSession(native: GraftNative, modelPath: string, options: OpenOptions = {}): Promise<NativeLlamaSession> {
   return native.openLlamaSession(modelPath, {
     contextSize: options.contextSize ?? 512,
     threads: options.threads ?? defaultThreads(),
-    gpuLayers: options.gpuLayers ?? 0,
+    gpuLayers: options.gpuLayers ?? defaultGpuLayers(),
     repack: options.repack ?? true,
     lora: options.lora ?? [],
   });
