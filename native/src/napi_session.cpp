@@ -72,28 +72,6 @@ std::vector<Patch> patch_list(const Napi::Value & v) {
 
 class JsSession;
 
-class OpenWorker : public Napi::AsyncWorker {
-public:
-    OpenWorker(Napi::Env env, std::string path, SessionOptions options, Napi::FunctionReference * ctor)
-        : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), path_(std::move(path)), options_(options), ctor_(ctor) {}
-    Napi::Promise promise() { return deferred_.Promise(); }
-    void Execute() override {
-        try {
-            session_ = std::make_unique<LlamaSession>(path_, options_);
-        } catch (const std::exception & e) {
-            SetError(e.what());
-        }
-    }
-    void OnOK() override;
-    void OnError(const Napi::Error & e) override { deferred_.Reject(e.Value()); }
-private:
-    Napi::Promise::Deferred deferred_;
-    std::string path_;
-    SessionOptions options_;
-    Napi::FunctionReference * ctor_;
-    std::unique_ptr<LlamaSession> session_;
-};
-
 class JsSession : public Napi::ObjectWrap<JsSession> {
 public:
     static Napi::FunctionReference * Define(Napi::Env env) {
@@ -168,52 +146,19 @@ private:
     std::unique_ptr<LlamaSession> session_;
 };
 
-void OpenWorker::OnOK() {
-    Napi::Env env = Env();
-    auto external = Napi::External<LlamaSession>::New(env, session_.release());
-    deferred_.Resolve(ctor_->New({external}));
+Napi::Object evaluation_to_js(Napi::Env env, const EvalResult & r, bool logprobs) {
+    auto o = Napi::Object::New(env);
+    o.Set("nTokens", r.n_tokens);
+    o.Set("nVocab", r.n_vocab);
+    if (logprobs) o.Set("logprobs", to_f32(env, r.logprobs));
+    auto keys = Napi::Object::New(env);
+    for (const auto & [layer, v] : r.keys) keys.Set(std::to_string(layer), to_f32(env, v));
+    auto residuals = Napi::Object::New(env);
+    for (const auto & [layer, v] : r.residuals) residuals.Set(std::to_string(layer), to_f32(env, v));
+    o.Set("keys", keys);
+    o.Set("residuals", residuals);
+    return o;
 }
-
-class EvaluateWorker : public Napi::AsyncWorker {
-public:
-    EvaluateWorker(Napi::Env env, JsSession * owner, Napi::Object self, std::vector<int32_t> tokens, CaptureRequest request)
-        : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), owner_(owner), self_(Napi::Persistent(self)),
-          tokens_(std::move(tokens)), request_(std::move(request)) {}
-    Napi::Promise promise() { return deferred_.Promise(); }
-    void Execute() override {
-        try {
-            result_ = owner_->session().evaluate(tokens_, request_);
-        } catch (const std::exception & e) {
-            SetError(e.what());
-        }
-    }
-    void OnOK() override {
-        owner_->busy = false;
-        Napi::Env env = Env();
-        auto o = Napi::Object::New(env);
-        o.Set("nTokens", result_.n_tokens);
-        o.Set("nVocab", result_.n_vocab);
-        if (request_.logprobs) o.Set("logprobs", to_f32(env, result_.logprobs));
-        auto keys = Napi::Object::New(env);
-        for (const auto & [layer, v] : result_.keys) keys.Set(std::to_string(layer), to_f32(env, v));
-        auto residuals = Napi::Object::New(env);
-        for (const auto & [layer, v] : result_.residuals) residuals.Set(std::to_string(layer), to_f32(env, v));
-        o.Set("keys", keys);
-        o.Set("residuals", residuals);
-        deferred_.Resolve(o);
-    }
-    void OnError(const Napi::Error & e) override {
-        owner_->busy = false;
-        deferred_.Reject(e.Value());
-    }
-private:
-    Napi::Promise::Deferred deferred_;
-    JsSession * owner_;
-    Napi::ObjectReference self_;  // keeps the session alive while the worker uses it
-    std::vector<int32_t> tokens_;
-    CaptureRequest request_;
-    EvalResult result_;
-};
 
 Napi::Value JsSession::Evaluate(const Napi::CallbackInfo & info) {
     return guard(info.Env(), [&]() -> Napi::Value {
@@ -233,10 +178,12 @@ Napi::Value JsSession::Evaluate(const Napi::CallbackInfo & info) {
             if (!o.Get("stopAfterLayer").IsUndefined()) request.stop_after_layer = int_field(o, "stopAfterLayer", "the request");
         }
         if (busy.exchange(true)) throw GraftError("this session is already evaluating; wait for it to finish");
-        auto * worker = new EvaluateWorker(info.Env(), this, Value(), std::move(tokens), std::move(request));
-        auto promise = worker->promise();
-        worker->Queue();
-        return promise;
+        const bool logprobs = request.logprobs;
+        auto job = std::make_shared<std::pair<std::vector<int32_t>, CaptureRequest>>(std::move(tokens), std::move(request));
+        return PromiseWorker<EvalResult>::start(info.Env(),
+            [this, job] { return session().evaluate(job->first, job->second); },
+            [logprobs](Napi::Env env, EvalResult & r) -> Napi::Value { return evaluation_to_js(env, r, logprobs); },
+            [this] { busy = false; }, Value());
     });
 }
 
@@ -367,10 +314,11 @@ Napi::Value OpenLlamaSession(const Napi::CallbackInfo & info) {
                 }
             }
         }
-        auto * worker = new OpenWorker(info.Env(), path, options, g_session_ctor);
-        auto promise = worker->promise();
-        worker->Queue();
-        return promise;
+        return PromiseWorker<std::unique_ptr<LlamaSession>>::start(info.Env(),
+            [path, options] { return std::make_unique<LlamaSession>(path, options); },
+            [](Napi::Env env, std::unique_ptr<LlamaSession> & session) -> Napi::Value {
+                return g_session_ctor->New({Napi::External<LlamaSession>::New(env, session.release())});
+            });
     });
 }
 
