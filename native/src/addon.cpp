@@ -11,6 +11,7 @@ namespace graft {
 void register_gguf(Napi::Env env, Napi::Object exports);
 void register_session(Napi::Env env, Napi::Object exports);
 void register_graph(Napi::Env env, Napi::Object exports);
+void register_linalg(Napi::Env env, Napi::Object exports);
 
 namespace {
 
@@ -40,6 +41,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     register_gguf(env, exports);
     register_session(env, exports);
     register_graph(env, exports);
+    register_linalg(env, exports);
     return exports;
 }
 

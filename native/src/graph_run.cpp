@@ -492,7 +492,7 @@ GraphResult GraphRun::optimize(const AdamOptions & o, const std::function<bool(c
         for (const auto & d : delta_values_) {
             double n2 = 0;
             for (float x : d) n2 += static_cast<double>(x) * x;
-            decay += o.weight_decay * n2;
+            decay += o.weight_decay * n2 + o.norm_penalty * std::sqrt(n2);
             report.delta_norms.push_back(std::sqrt(n2));
         }
         report.loss = r.loss + decay;
@@ -501,8 +501,9 @@ GraphResult GraphRun::optimize(const AdamOptions & o, const std::function<bool(c
         const double t = step + 1;
         for (size_t i = 0; i < delta_values_.size(); ++i) {
             std::vector<float> next = delta_values_[i];
+            const double norm = report.delta_norms[i];
             for (size_t j = 0; j < next.size(); ++j) {
-                const double g = r.gradients[i][j] + 2.0 * o.weight_decay * next[j];
+                const double g = r.gradients[i][j] + 2.0 * o.weight_decay * next[j] + (norm > 0 ? o.norm_penalty * next[j] / norm : 0.0);
                 m[i][j] = o.beta1 * m[i][j] + (1 - o.beta1) * g;
                 v[i][j] = o.beta2 * v[i][j] + (1 - o.beta2) * g * g;
                 const double mh = m[i][j] / (1 - std::pow(o.beta1, t)), vh = v[i][j] / (1 - std::pow(o.beta2, t));

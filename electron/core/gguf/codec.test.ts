@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 
-import { SeededRandom } from '../models/testModels/random.ts';
+import { SeededRandom } from '../util/seededRandom.ts';
 import { loadNative, type GraftNative } from '../native/binding.ts';
 
 let native: GraftNative;

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { before, test } from 'node:test';
 
 import { describeModel } from '../models/modelInfo.ts';
-import { SeededRandom } from '../models/testModels/random.ts';
+import { SeededRandom } from '../util/seededRandom.ts';
 import { loadNative, type GraftNative } from '../native/binding.ts';
 import { generatedModel, realModel, tempDir } from '../testing/fixtures.ts';
 

@@ -194,9 +194,17 @@ export interface NativeLlamaSession {
   dispose(): void;
 }
 
+export interface CholeskyFactor {
+  readonly size: number;
+  readonly logDeterminant: number;
+  solve(b: Float64Array): Float64Array;
+}
+
 export interface GraftNative {
   openLlamaSession(path: string, options?: SessionOptions): Promise<NativeLlamaSession>;
   openGraphModel(path: string, options?: GraphModelOptions): Promise<NativeGraphModel>;
+  /** Cholesky factor of a symmetric positive-definite n × n matrix (row-major) + ridge·I, in double. */
+  factorSpd(matrix: Float64Array, n: number, ridge?: number): Promise<CholeskyFactor>;
   buildInfo(): BuildInfo;
   inspect(path: string, options?: { maxArrayValues?: number }): GgufInspection;
   readTensor(path: string, name: string): { type: string; shape: number[]; values: Float32Array };

@@ -19,9 +19,10 @@ export async function withModel<T>(modelPath: string, fn: (model: LlamaModel, ll
  * `exact` uses an F32 KV cache without flash attention: the default F16 cache alone moves
  * probabilities by ~1e-2.
  */
-export async function nextTokenDistribution(model: LlamaModel, text: string, exact = false): Promise<Map<number, number>> {
+export async function nextTokenDistribution(model: LlamaModel, text: string, exact = false, lora?: string): Promise<Map<number, number>> {
   const context = await model.createContext({
     contextSize: 256, threads: 1, batchSize: 256,
+    ...(lora ? { lora: { adapters: [{ filePath: lora }] } } : {}),
     ...(exact ? { flashAttention: false, experimentalKvCacheKeyType: 'F32', experimentalKvCacheValueType: 'F32' } as const : {}),
   });
   try {

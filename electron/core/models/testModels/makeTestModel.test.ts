@@ -6,7 +6,7 @@ import { loadNative, type GraftNative } from '../../native/binding.ts';
 import { filesIn, smallSpec, tempDir } from '../../testing/fixtures.ts';
 import { sha256OfFile } from '../modelInfo.ts';
 import { makeTestModel } from './makeTestModel.ts';
-import { SeededRandom } from './random.ts';
+import { SeededRandom } from '../../util/seededRandom.ts';
 import { buildSpmVocabulary } from './spmVocabulary.ts';
 
 let native: GraftNative;

@@ -3,7 +3,7 @@
 import type { GraftNative, KvEntry } from '../../native/binding.ts';
 import { writeGgufFile, type TensorSource } from '../../gguf/writer.ts';
 import { editableArchitectures, fileTypeId, type EditableArchitecture } from '../architectures.ts';
-import { SeededRandom } from './random.ts';
+import { SeededRandom } from '../../util/seededRandom.ts';
 import { buildSpmVocabulary } from './spmVocabulary.ts';
 
 export const testModelTypes = ['f32', 'f16', 'q8_0', 'q4_k'] as const;

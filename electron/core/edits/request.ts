@@ -1,0 +1,126 @@
+// An edit request: the fact to change, as the CLI, the app and batch files state it. Plain
+// objects in Graft's own form or CounterFact records ({requested_rewrite: …}) are accepted;
+// every problem is reported with the field it concerns.
+export interface EditRequest {
+  /** The prompt, with {} where the subject goes: "The {} is located in". */
+  prompt: string;
+  subject: string;
+  /** The new answer, e.g. " Rome" (a leading space is added when missing, as ROME does). */
+  targetNew: string;
+  targetTrue?: string;
+  paraphrasePrompts: string[];
+  /** Prompts about other subjects whose answers must not change. */
+  neighborhoodPrompts: string[];
+  generationPrompts: string[];
+}
+
+/** JSON Schema of the accepted request forms, for batch files and the app's editor. */
+export const editRequestSchema = {
+  $schema: 'https://json-schema.org/draft/2020-12/schema',
+  title: 'Graft edit request',
+  oneOf: [
+    {
+      type: 'object',
+      required: ['prompt', 'subject', 'target_new'],
+      properties: {
+        prompt: { type: 'string', description: 'the prompt with {} where the subject goes' },
+        subject: { type: 'string', minLength: 1 },
+        target_new: { type: 'string', minLength: 1 },
+        target_true: { type: 'string' },
+        paraphrase_prompts: { type: 'array', items: { type: 'string' } },
+        neighborhood_prompts: { type: 'array', items: { type: 'string' } },
+        generation_prompts: { type: 'array', items: { type: 'string' } },
+      },
+    },
+    {
+      type: 'object',
+      description: 'a CounterFact record',
+      required: ['requested_rewrite'],
+      properties: {
+        requested_rewrite: {
+          type: 'object',
+          required: ['prompt', 'subject', 'target_new'],
+          properties: {
+            prompt: { type: 'string' },
+            subject: { type: 'string' },
+            target_new: { type: 'object', required: ['str'], properties: { str: { type: 'string' } } },
+            target_true: { type: 'object', properties: { str: { type: 'string' } } },
+          },
+        },
+        paraphrase_prompts: { type: 'array', items: { type: 'string' } },
+        neighborhood_prompts: { type: 'array', items: { type: 'string' } },
+        generation_prompts: { type: 'array', items: { type: 'string' } },
+      },
+    },
+  ],
+} as const;
+
+export class RequestError extends Error {
+  constructor(readonly field: string, problem: string) {
+    super(`${field}: ${problem}`);
+    this.name = 'RequestError';
+  }
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function text(v: unknown, field: string, required: boolean): string | undefined {
+  if (v === undefined || v === null) {
+    if (required) throw new RequestError(field, 'is missing');
+    return undefined;
+  }
+  if (typeof v !== 'string') throw new RequestError(field, `must be a string, got ${Array.isArray(v) ? 'an array' : typeof v}`);
+  return v;
+}
+
+function texts(v: unknown, field: string): string[] {
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v)) throw new RequestError(field, 'must be an array of strings');
+  return v.map((x, i) => text(x, `${field}[${i}]`, true)!);
+}
+
+/** Validates and normalises a request given in Graft's form or as a CounterFact record. */
+export function parseEditRequest(input: unknown, where = 'request'): EditRequest {
+  if (!isObject(input)) throw new RequestError(where, 'must be an object');
+  let prompt: string | undefined, subject: string | undefined, targetNew: string | undefined, targetTrue: string | undefined;
+  if ('requested_rewrite' in input) {
+    const rr = input.requested_rewrite;
+    const f = `${where}.requested_rewrite`;
+    if (!isObject(rr)) throw new RequestError(f, 'must be an object');
+    prompt = text(rr.prompt, `${f}.prompt`, true);
+    subject = text(rr.subject, `${f}.subject`, true);
+    if (!isObject(rr.target_new)) throw new RequestError(`${f}.target_new`, 'must be an object {str}');
+    targetNew = text(rr.target_new.str, `${f}.target_new.str`, true);
+    if (rr.target_true !== undefined) {
+      if (!isObject(rr.target_true)) throw new RequestError(`${f}.target_true`, 'must be an object {str}');
+      targetTrue = text(rr.target_true.str, `${f}.target_true.str`, false);
+    }
+  } else {
+    prompt = text(input.prompt, `${where}.prompt`, true);
+    subject = text(input.subject, `${where}.subject`, true);
+    targetNew = text(input.target_new ?? input.targetNew, `${where}.target_new`, true);
+    targetTrue = text(input.target_true ?? input.targetTrue, `${where}.target_true`, false);
+  }
+  if (!prompt!.includes('{}')) throw new RequestError(`${where}.prompt`, 'has no {} marking where the subject goes');
+  if (prompt!.split('{}').length > 2) throw new RequestError(`${where}.prompt`, 'has more than one {}');
+  if (subject!.trim() === '') throw new RequestError(`${where}.subject`, 'is empty');
+  if (targetNew!.trim() === '') throw new RequestError(`${where}.target_new`, 'is empty or only whitespace');
+  if (targetTrue !== undefined && targetTrue.trim() === '') throw new RequestError(`${where}.target_true`, 'is empty or only whitespace');
+  if (targetTrue !== undefined && targetTrue.trim() === targetNew!.trim()) throw new RequestError(`${where}.target_new`, 'equals target_true: there is nothing to change');
+  return {
+    prompt: prompt!,
+    subject: subject!,
+    targetNew: /^\s/.test(targetNew!) ? targetNew! : ` ${targetNew}`,
+    ...(targetTrue !== undefined ? { targetTrue: /^\s/.test(targetTrue) ? targetTrue : ` ${targetTrue}` } : {}),
+    paraphrasePrompts: texts(input.paraphrase_prompts, `${where}.paraphrase_prompts`),
+    neighborhoodPrompts: texts(input.neighborhood_prompts, `${where}.neighborhood_prompts`),
+    generationPrompts: texts(input.generation_prompts, `${where}.generation_prompts`),
+  };
+}
+
+/** The prompt with its subject filled in. */
+export function filledPrompt(request: Pick<EditRequest, 'prompt' | 'subject'>): string {
+  return request.prompt.replace('{}', request.subject);
+}

@@ -1,0 +1,176 @@
+// One ROME edit from request to adapter: the phases of rome.ts run on Graft's own graph, the
+// second moments come from the G2 statistics cache (a corpus file, or text the model samples
+// itself), and the result is written as a rank-one LoRA adapter for blk.L.ffn_down.weight.
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+import { writeLoraAdapter } from '../export/loraAdapter.ts';
+import { sha256OfFile } from '../models/modelInfo.ts';
+import type { CholeskyFactor, GraftNative } from '../native/binding.ts';
+import type { GraphOverlay, NativeGraphModel, StepReport } from '../native/graphTypes.ts';
+import { computeSecondMoments } from '../stats/secondMoments.ts';
+import type { EditRequest } from './request.ts';
+import {
+  contextTemplates, essencePrompt, keyAndValue, optimizeValue, rankOneUpdate, rewritingPrompts, type RomeHparams,
+} from './rome.ts';
+import { detokenize, sampleContinuations } from './sampling.ts';
+
+export type RomePhase = 'templates' | 'statistics' | 'key' | 'value' | 'update' | 'adapter';
+
+export interface RomeProgress {
+  phase: RomePhase;
+  step?: StepReport;
+}
+
+export interface RomeEditOptions {
+  modelPath: string;
+  request: EditRequest;
+  hparams: RomeHparams;
+  /** Corpus for the second moments; without it the model samples its own text. */
+  corpus?: string;
+  /** Tokens of the corpus used for the second moments (default: all, or 8192 sampled). */
+  statisticsTokens?: number;
+  statisticsDir?: string;
+  /** Where the adapter goes: a file path, or a folder where it is named by its content. */
+  out?: string;
+  /** Edits already applied (the workspace's stack), as overlays. */
+  overlays?: GraphOverlay[];
+  signal?: AbortSignal;
+  onProgress?: (p: RomeProgress) => void;
+}
+
+export interface RomeEditResult {
+  layer: number;
+  /** ΔW = u vᵀ on blk.<layer>.ffn_down.weight. */
+  u: Float32Array;
+  v: Float32Array;
+  /** k*, W k* and v* − W k*, for checking the update. */
+  key: Float64Array;
+  value: Float64Array;
+  delta: Float32Array;
+  templates: string[];
+  hparams: RomeHparams;
+  preflight: {
+    denominator: number;
+    /** ‖ΔW‖_F / ‖W‖_F for blk.L.ffn_down.weight. */
+    relativeUpdateNorm: number;
+    subjectIsFirstToken: boolean;
+    statisticsTokens: number | null;
+  };
+  optimisation: { steps: StepReport[]; targetProbability: { before: number; after: number } };
+  adapter: string;
+  timings: Record<RomePhase, number>;
+}
+
+const factors = new Map<string, Promise<CholeskyFactor>>();
+
+function defaultStatisticsDir(): string {
+  return path.join(os.homedir(), '.cache', 'graft', 'moments');
+}
+
+/** Text sampled from the model itself, kept next to the statistics so reruns reuse it. */
+async function sampledCorpus(graph: NativeGraphModel, modelSha: string, tokens: number, seed: number, dir: string): Promise<string> {
+  const file = path.join(dir, `sampled-${modelSha.slice(0, 16)}-seed${seed}-${tokens}.txt`);
+  if (fs.existsSync(file)) return file;
+  const perText = Math.min(128, graph.info.contextLength - 1);
+  const count = Math.ceil(tokens / perText);
+  const bos = graph.tokenize('', true);
+  const texts = await sampleContinuations(graph, Array.from({ length: count }, () => bos), { lengths: Array(count).fill(perText), topK: 40, seed });
+  const tmp = `${file}.tmp-${process.pid}`;
+  fs.writeFileSync(tmp, texts.map((t) => detokenize(graph, t)).join('\n'));
+  fs.renameSync(tmp, file);
+  return file;
+}
+
+async function covarianceSolve(native: GraftNative, graph: NativeGraphModel, o: RomeEditOptions): Promise<{ solve: (k: Float64Array) => Float64Array; tokens: number }> {
+  const dir = o.statisticsDir ?? defaultStatisticsDir();
+  fs.mkdirSync(dir, { recursive: true });
+  const modelSha = await sha256OfFile(o.modelPath);
+  const corpus = o.corpus ?? (await sampledCorpus(graph, modelSha, o.statisticsTokens ?? 8192, o.hparams.seed, dir));
+  const [moments] = await computeSecondMoments(native, {
+    model: o.modelPath, corpus, layers: [o.hparams.layer], outDir: dir,
+    contextSize: Math.min(512, graph.info.contextLength),
+    ...(o.statisticsTokens !== undefined && o.corpus !== undefined ? { tokenCount: o.statisticsTokens } : {}),
+    ...(o.signal ? { signal: o.signal } : {}),
+  });
+  const m = moments!;
+  let cached = factors.get(m.file);
+  if (!cached) {
+    let trace = 0;
+    for (let i = 0; i < m.nFf; i++) trace += m.matrix[i * m.nFf + i]!;
+    // A tiny ridge keeps the factorisation stable without changing well-conditioned C.
+    cached = native.factorSpd(m.matrix, m.nFf, (1e-6 * trace) / m.nFf);
+    factors.set(m.file, cached);
+    cached.catch(() => factors.delete(m.file));
+  }
+  const factor = await cached;
+  return { solve: (k) => factor.solve(k), tokens: m.n };
+}
+
+function frobenius(values: Float32Array): number {
+  let s = 0;
+  for (const x of values) s += x * x;
+  return Math.sqrt(s);
+}
+
+/** Writes the rank-one adapter, named by a hash of its content unless a file name is given. */
+function writeAdapter(native: GraftNative, arch: string, layer: number, u: Float32Array, v: Float32Array, out: string | undefined): string {
+  const hash = createHash('sha256').update(`${arch}:${layer}:`).update(new Uint8Array(u.buffer, u.byteOffset, u.byteLength))
+    .update(new Uint8Array(v.buffer, v.byteOffset, v.byteLength)).digest('hex').slice(0, 16);
+  const target = out && out.endsWith('.gguf') ? out : path.join(out ?? process.cwd(), `rome-L${layer}-${hash}.gguf`);
+  if (fs.existsSync(target) && out?.endsWith('.gguf')) throw new Error(`${target} exists; choose another --out (adapters are never overwritten)`);
+  writeLoraAdapter(native, target, {
+    architecture: arch, name: `graft rome edit, layer ${layer}`,
+    factors: [{ base: `blk.${layer}.ffn_down.weight`, nIn: v.length, nOut: u.length, rank: 1, a: v, b: u }],
+  });
+  return target;
+}
+
+export async function romeEdit(native: GraftNative, graph: NativeGraphModel, o: RomeEditOptions): Promise<RomeEditResult> {
+  const { request, hparams: hp } = o;
+  const overlays = o.overlays ?? [];
+  const info = graph.info;
+  if (!Number.isInteger(hp.layer) || hp.layer < 0 || hp.layer >= info.nLayer) {
+    throw new Error(`layer ${hp.layer} is out of range (the model has ${info.nLayer} layers, 0 to ${info.nLayer - 1})`);
+  }
+  const timings = { templates: 0, statistics: 0, key: 0, value: 0, update: 0, adapter: 0 } as Record<RomePhase, number>;
+  const phase = async <T>(name: RomePhase, fn: () => Promise<T> | T): Promise<T> => {
+    if (o.signal?.aborted) throw new Error('the edit was cancelled');
+    o.onProgress?.({ phase: name });
+    const t = performance.now();
+    try {
+      return await fn();
+    } finally {
+      timings[name] += (performance.now() - t) / 1000;
+    }
+  };
+
+  const templates = await phase('templates', () => contextTemplates(graph, hp));
+  const prompts = rewritingPrompts(graph, request, templates);
+  const essence = essencePrompt(graph, request);
+  const bare = prompts[0]!;
+  const bos = graph.tokenize('', true).length;
+  const stats = hp.mom2Adjustment ? await phase('statistics', () => covarianceSolve(native, graph, o)) : null;
+  const start = await phase('key', () => keyAndValue(graph, prompts, hp.layer, overlays));
+  const value = await phase('value', () => optimizeValue(graph, prompts, essence, hp.layer, start, hp, overlays, {
+    ...(o.signal ? { signal: o.signal } : {}),
+    onStep: (step) => o.onProgress?.({ phase: 'value', step }),
+  }));
+  if (value.cancelled) throw new Error('the edit was cancelled during the v* optimisation; nothing was written');
+  const update = await phase('update', () => rankOneUpdate(start.key, value.delta, stats?.solve ?? null));
+  const weight = native.readTensor(o.modelPath, `blk.${hp.layer}.ffn_down.weight`).values;
+  const relativeUpdateNorm = (frobenius(update.u) * frobenius(update.v)) / frobenius(weight);
+  const adapter = await phase('adapter', () => writeAdapter(native, info.arch, hp.layer, update.u, update.v, o.out));
+  return {
+    layer: hp.layer, u: update.u, v: update.v, key: start.key, value: start.value, delta: value.delta, templates, hparams: hp,
+    preflight: {
+      denominator: update.denominator, relativeUpdateNorm,
+      subjectIsFirstToken: bare.lookup === bos && graph.tokenize(request.subject, false).length === 1,
+      statisticsTokens: stats?.tokens ?? null,
+    },
+    optimisation: { steps: value.steps, targetProbability: value.targetProbability },
+    adapter, timings,
+  };
+}
