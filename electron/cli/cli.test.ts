@@ -279,3 +279,44 @@ describe('bad input gives a one-line error, a failure exit code and no output fi
     assertOneLineError(graft(['info', '--bogus', 'x']), /Unknown option '--bogus'/);
   });
 });
+
+describe('graft edit and graft trace', () => {
+  test('an edit writes an adapter and reports metrics; bad requests are one-line errors; trace prints a grid', () => {
+    const dir = tempDir();
+    const model = path.join(dir, 'm.gguf');
+    assert.equal(graft(['make-model', ...modelArgs, '--out', model]).code, 0);
+    const out = path.join(dir, 'adapters');
+    fs.mkdirSync(out);
+    const stats = path.join(dir, 'stats');
+    const common = ['--layer', '0', '--v-steps', '5', '--stats-tokens', '512', '--out', out, '--json'];
+    const edited = graft(['edit', model, '--prompt', 'the king of {} said', '--subject', 'the city', '--target', 'river', '--target-true', 'sea', ...common],
+      { GRAFT_NATIVE_VARIANT: 'cpu', HOME: stats });
+    assert.equal(edited.code, 0, edited.stderr);
+    const r = JSON.parse(edited.stdout);
+    assert.equal(r.layer, 0);
+    assert.equal(r.factors.u.length, 64);
+    assert.equal(r.factors.v.length, 128);
+    assert.equal(r.hyperparameters.vSteps, 5);
+    assert.ok(fs.existsSync(r.adapter) && path.dirname(r.adapter) === out);
+    assert.ok(r.metrics.after.efficacy.pNew > r.metrics.before.efficacy.pNew);
+    assert.match(edited.stderr, /edit: templates/);
+
+    const requestFile = path.join(dir, 'request.json');
+    fs.writeFileSync(requestFile, JSON.stringify({ requested_rewrite: { prompt: 'the {} said', subject: 'king', target_new: { str: '   ' } } }));
+    assertOneLineError(graft(['edit', model, '--request', requestFile, ...common]), /request\.requested_rewrite\.target_new\.str: is empty or only whitespace/);
+    assertOneLineError(graft(['edit', model, '--request', path.join(dir, 'none.json')]), /--request .*none\.json: file not found/);
+    assertOneLineError(graft(['edit', model, '--prompt', 'the king said', '--subject', 'queen', '--target', 'x']), /the subject 'queen' does not occur in the prompt/);
+    assertOneLineError(graft(['edit', model, '--prompt', 'the {} said', '--subject', 'king', '--target', 'x', '--layer', '9', '--mom2-adjustment', 'off', '--out', out]), /layer 9 is out of range/);
+    assertOneLineError(graft(['edit', model, '--prompt', 'the {} said', '--subject', 'king', '--target', 'x', '--corpus', path.join(dir, 'no.txt')]), /--corpus .*no\.txt: file not found/);
+    assertOneLineError(graft(['edit', model, '--prompt', 'the {} said', '--subject', 'king', '--target', 'x', '--mom2-adjustment', 'maybe']), /--mom2-adjustment must be on or off/);
+    assert.equal(fs.readdirSync(out).length, 1, 'failed edits write nothing');
+
+    const traced = graft(['trace', model, '--prompt', 'the king of the city said', '--subject', 'the city', '--samples', '2', '--json']);
+    assert.equal(traced.code, 0, traced.stderr);
+    const t = JSON.parse(traced.stdout);
+    assert.equal(t.grids.length, 3);
+    assert.equal(t.grids[0].probabilities.length, 2);
+    assert.equal(t.grids[0].probabilities[0].length, t.tokens.length);
+    assertOneLineError(graft(['trace', model, '--prompt', 'the king said', '--subject', 'queen']), /does not occur in the prompt/);
+  });
+});

@@ -1,4 +1,5 @@
 // `graft`: the command line over the same core the app uses.
+import { editUsage, runEdit, runTrace, traceUsage } from './commands/edit.ts';
 import { gradUsage, runGrad } from './commands/graph.ts';
 import { runInfo, infoUsage } from './commands/info.ts';
 import { keysUsage, logitsUsage, runKeys, runLogits } from './commands/inspect.ts';
@@ -12,6 +13,8 @@ const commands: Record<string, { run: (argv: string[]) => Promise<void>; usage: 
   'make-model': { run: runMakeModel, usage: makeModelUsage, summary: 'write a random-weight GGUF test model (llama, qwen2, qwen3)' },
   logits: { run: runLogits, usage: logitsUsage, summary: "log-probabilities of the next token at every position (llama.cpp, or Graft's own graph)" },
   keys: { run: runKeys, usage: keysUsage, summary: 'the MLP key (input of blk.L.ffn_down.weight) at every position' },
+  edit: { run: runEdit, usage: editUsage, summary: 'one ROME edit of a fact, written as a LoRA adapter, with metrics before and after' },
+  trace: { run: runTrace, usage: traceUsage, summary: 'causal tracing: where the model recalls a fact (layers × tokens), and a suggested edit layer' },
   grad: { run: runGrad, usage: gradUsage, summary: "NLL of a target after a text and its gradient w.r.t. a delta at (layer, site, position), from Graft's own graph" },
   moments: { run: runMoments, usage: momentsUsage, summary: 'second moments Σkkᵀ/n of the MLP keys over a corpus, per layer, cached on disk' },
   start: { run: async () => runStart(helpText()), usage: 'graft start', summary: 'start the workbench (web mode where Electron cannot start)' },

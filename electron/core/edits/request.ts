@@ -85,9 +85,12 @@ function texts(v: unknown, field: string): string[] {
 export function parseEditRequest(input: unknown, where = 'request'): EditRequest {
   if (!isObject(input)) throw new RequestError(where, 'must be an object');
   let prompt: string | undefined, subject: string | undefined, targetNew: string | undefined, targetTrue: string | undefined;
+  // field names as the user wrote them, for the messages below
+  let field = { prompt: `${where}.prompt`, subject: `${where}.subject`, targetNew: `${where}.target_new`, targetTrue: `${where}.target_true` };
   if ('requested_rewrite' in input) {
     const rr = input.requested_rewrite;
     const f = `${where}.requested_rewrite`;
+    field = { prompt: `${f}.prompt`, subject: `${f}.subject`, targetNew: `${f}.target_new.str`, targetTrue: `${f}.target_true.str` };
     if (!isObject(rr)) throw new RequestError(f, 'must be an object');
     prompt = text(rr.prompt, `${f}.prompt`, true);
     subject = text(rr.subject, `${f}.subject`, true);
@@ -103,12 +106,12 @@ export function parseEditRequest(input: unknown, where = 'request'): EditRequest
     targetNew = text(input.target_new ?? input.targetNew, `${where}.target_new`, true);
     targetTrue = text(input.target_true ?? input.targetTrue, `${where}.target_true`, false);
   }
-  if (!prompt!.includes('{}')) throw new RequestError(`${where}.prompt`, 'has no {} marking where the subject goes');
-  if (prompt!.split('{}').length > 2) throw new RequestError(`${where}.prompt`, 'has more than one {}');
-  if (subject!.trim() === '') throw new RequestError(`${where}.subject`, 'is empty');
-  if (targetNew!.trim() === '') throw new RequestError(`${where}.target_new`, 'is empty or only whitespace');
-  if (targetTrue !== undefined && targetTrue.trim() === '') throw new RequestError(`${where}.target_true`, 'is empty or only whitespace');
-  if (targetTrue !== undefined && targetTrue.trim() === targetNew!.trim()) throw new RequestError(`${where}.target_new`, 'equals target_true: there is nothing to change');
+  if (!prompt!.includes('{}')) throw new RequestError(field.prompt, 'has no {} marking where the subject goes');
+  if (prompt!.split('{}').length > 2) throw new RequestError(field.prompt, 'has more than one {}');
+  if (subject!.trim() === '') throw new RequestError(field.subject, 'is empty');
+  if (targetNew!.trim() === '') throw new RequestError(field.targetNew, 'is empty or only whitespace');
+  if (targetTrue !== undefined && targetTrue.trim() === '') throw new RequestError(field.targetTrue, 'is empty or only whitespace');
+  if (targetTrue !== undefined && targetTrue.trim() === targetNew!.trim()) throw new RequestError(field.targetNew, 'equals target_true: there is nothing to change');
   return {
     prompt: prompt!,
     subject: subject!,

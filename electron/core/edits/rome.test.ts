@@ -199,3 +199,28 @@ describe('ROME', () => {
     }
   });
 });
+
+describe('causal tracing', () => {
+  test('restoring the last state recovers the clean probability; states before the subject change nothing', async () => {
+    const { causalTrace } = await import('./causalTrace.ts');
+    const model = stories.path ?? generatedModel(native, tempDir(), { arch: 'llama', type: 'f32', layers: 3 });
+    const graph = await openGraphModel(native, model);
+    try {
+      const r = await causalTrace(graph, native.readTensor(model, 'token_embd.weight').values, { prompt: 'One day, {} went to the', subject: 'Lily', samples: 3 });
+      const hidden = r.grids.find((g) => g.kind === 'hidden')!.probabilities;
+      const last = r.tokens.length - 1;
+      const [s0, s1] = r.subjectRange;
+      assert.deepEqual(r.grids.map((g) => g.kind), ['hidden', 'mlp', 'attention']);
+      assert.equal(hidden.length, graph.info.nLayer);
+      assert.ok(r.corruptedProbability < r.cleanProbability, 'the noise must hurt the answer');
+      assert.ok(Math.abs(hidden[graph.info.nLayer - 1]![last]! - r.cleanProbability) < 1e-4, 'restoring the final state is the clean run');
+      assert.ok(s1 > s0);
+      for (let pos = 0; pos < s0; pos++) {
+        for (const row of hidden) assert.ok(Math.abs(row[pos]! - r.corruptedProbability) < 1e-6, 'a state before the subject is not corrupted');
+      }
+      assert.ok(r.suggestedLayer >= 0 && r.suggestedLayer < graph.info.nLayer);
+    } finally {
+      graph.dispose();
+    }
+  });
+});
