@@ -86,7 +86,8 @@ export async function runEdit(argv: string[]): Promise<void> {
     const controller = new AbortController();
     const onSigint = () => controller.abort();
     process.once('SIGINT', onSigint);
-    const before = await editMetrics(graph, request, []);
+    const fluency = { fluency: request.generationPrompts.length > 0, seed: hparams.seed };
+    const before = await editMetrics(graph, request, [], fluency);
     let inSteps = false;
     const result = await romeEdit(native, graph, {
       modelPath, request, hparams, signal: controller.signal,
@@ -99,7 +100,7 @@ export async function runEdit(argv: string[]): Promise<void> {
         inSteps = p.step !== undefined;
       },
     }).finally(() => process.off('SIGINT', onSigint));
-    const after = await editMetrics(graph, request, [{ layer: result.layer, rank: 1, u: result.u, v: result.v }]);
+    const after = await editMetrics(graph, request, [{ layer: result.layer, rank: 1, u: result.u, v: result.v }], fluency);
     const output = {
       adapter: result.adapter, layer: result.layer, request,
       factors: { u: Array.from(result.u), v: Array.from(result.v) },

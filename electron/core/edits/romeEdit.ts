@@ -153,6 +153,10 @@ export async function romeEdit(native: GraftNative, graph: NativeGraphModel, o: 
   const bare = prompts[0]!;
   const bos = graph.tokenize('', true).length;
   const stats = hp.mom2Adjustment ? await phase('statistics', () => covarianceSolve(native, graph, o)) : null;
+  // A subject that opens the bare prompt has an unprefixed key unlike any it meets in running
+  // text (C-ROME); k* averages it with the prefixed ones and that one k* serves numerator,
+  // denominator and W·k alike (r-ROME), so it cannot make the denominator collapse.
+  const firstToken = bare.lookup === bos && graph.tokenize(request.subject, false).length === 1;
   const start = await phase('key', () => keyAndValue(graph, prompts, hp.layer, overlays));
   const value = await phase('value', () => optimizeValue(graph, prompts, essence, hp.layer, start, hp, overlays, {
     ...(o.signal ? { signal: o.signal } : {}),
@@ -167,7 +171,7 @@ export async function romeEdit(native: GraftNative, graph: NativeGraphModel, o: 
     layer: hp.layer, u: update.u, v: update.v, key: start.key, value: start.value, delta: value.delta, templates, hparams: hp,
     preflight: {
       denominator: update.denominator, relativeUpdateNorm,
-      subjectIsFirstToken: bare.lookup === bos && graph.tokenize(request.subject, false).length === 1,
+      subjectIsFirstToken: firstToken,
       statisticsTokens: stats?.tokens ?? null,
     },
     optimisation: { steps: value.steps, targetProbability: value.targetProbability },
