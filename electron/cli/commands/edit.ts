@@ -95,7 +95,7 @@ export async function runEdit(argv: string[]): Promise<void> {
       ...(statsTokens !== undefined ? { statisticsTokens: statsTokens } : {}),
       ...(values.out !== undefined ? { out: values.out } : {}),
       onProgress: (p) => {
-        if (p.step) process.stderr.write(`\rv*: step ${p.step.step + 1}/${hparams.vSteps} loss ${p.step.loss.toFixed(4)}   `);
+        if (p.step) process.stderr.write(`\rv*: step ${p.step.step + 1}/${hparams.vSteps} loss ${p.step.loss.toFixed(4)} P(target) ${p.targetProbability!.toFixed(4)}   `);
         else process.stderr.write(`${inSteps ? '\n' : ''}edit: ${p.phase}\n`);
         inSteps = p.step !== undefined;
       },

@@ -22,6 +22,8 @@ export type RomePhase = 'templates' | 'statistics' | 'key' | 'value' | 'update' 
 export interface RomeProgress {
   phase: RomePhase;
   step?: StepReport;
+  /** During the v* optimisation: exp(−mean target NLL), the target's probability per token. */
+  targetProbability?: number;
 }
 
 export interface RomeEditOptions {
@@ -160,7 +162,7 @@ export async function romeEdit(native: GraftNative, graph: NativeGraphModel, o: 
   const start = await phase('key', () => keyAndValue(graph, prompts, hp.layer, overlays));
   const value = await phase('value', () => optimizeValue(graph, prompts, essence, hp.layer, start, hp, overlays, {
     ...(o.signal ? { signal: o.signal } : {}),
-    onStep: (step) => o.onProgress?.({ phase: 'value', step }),
+    onStep: (step) => o.onProgress?.({ phase: 'value', step, targetProbability: Math.exp(-step.nll) }),
   }));
   if (value.cancelled) throw new Error('the edit was cancelled during the v* optimisation; nothing was written');
   const update = await phase('update', () => rankOneUpdate(start.key, value.delta, stats?.solve ?? null));
