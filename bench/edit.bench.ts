@@ -88,7 +88,7 @@ await inScratchDir('edit', async (dir) => {
     const spec = { arch: 'llama' as const, layers: 22, embd: 2048, ff: 5632, heads: 32, kvHeads: 4, vocab: 32000, type: 'q4_k' as const, seed: 11, contextLength: 2048 };
     log('generating the 1.1B-parameter Q4_K model…');
     makeTestModel(native, spec, model);
-    results.push(await measure('generated llama 1.1B Q4_K (22 × 2048/5632, vocab 32000)', model, dir, 3, 'the king of {} said', 'the city', 'river', 2048));
+    results.push(await measure('generated llama 1.1B Q4_K (22 × 2048/5632, vocab 32000)', model, dir, 3, 'the king of {} said', 'the city', 'river', 8192));
   }
   report({ benchmark: 'edit', threads, results });
 });

@@ -14,7 +14,7 @@ import { UsageError } from '../errors.ts';
 
 export const editUsage = 'graft edit MODEL (--request FILE | --prompt P --subject S --target T [--target-true T]) [--layer L] ' +
   '[--corpus FILE] [--stats-tokens N] [--out ADAPTER|DIR] [--v-lr X] [--v-steps N] [--kl-factor X] [--v-weight-decay X] ' +
-  '[--clamp-norm-factor X] [--mom2-adjustment on|off] [--seed N] [--threads N] [--json]';
+  '[--clamp-norm-factor X] [--mom2-adjustment on|off] [--mom2-ridge X] [--seed N] [--threads N] [--json]';
 export const traceUsage = 'graft trace MODEL --prompt P --subject S [--samples N] [--noise X] [--seed N] [--threads N] [--json]';
 
 function numberOption(value: string | undefined, flag: string): number | undefined {
@@ -54,7 +54,7 @@ export async function runEdit(argv: string[]): Promise<void> {
     request: { type: 'string' }, prompt: { type: 'string' }, subject: { type: 'string' }, target: { type: 'string' }, 'target-true': { type: 'string' },
     layer: { type: 'string' }, corpus: { type: 'string' }, 'stats-tokens': { type: 'string' }, out: { type: 'string' },
     'v-lr': { type: 'string' }, 'v-steps': { type: 'string' }, 'kl-factor': { type: 'string' }, 'v-weight-decay': { type: 'string' },
-    'clamp-norm-factor': { type: 'string' }, 'mom2-adjustment': { type: 'string' }, seed: { type: 'string' },
+    'clamp-norm-factor': { type: 'string' }, 'mom2-adjustment': { type: 'string' }, 'mom2-ridge': { type: 'string' }, seed: { type: 'string' },
     threads: { type: 'string' }, json: { type: 'boolean', default: false },
   }, editUsage);
   if (positionals.length !== 1) throw new UsageError(`give exactly one model file\nusage: ${editUsage}`);
@@ -80,6 +80,7 @@ export async function runEdit(argv: string[]): Promise<void> {
       vWeightDecay: pick(numberOption(values['v-weight-decay'], '--v-weight-decay'), defaults.vWeightDecay),
       clampNormFactor: pick(numberOption(values['clamp-norm-factor'], '--clamp-norm-factor'), defaults.clampNormFactor),
       mom2Adjustment: mom2 === undefined ? defaults.mom2Adjustment : mom2 === 'on',
+      mom2Ridge: pick(numberOption(values['mom2-ridge'], '--mom2-ridge'), defaults.mom2Ridge),
       seed: integerOption(values.seed, '--seed', defaults.seed),
     };
     const statsTokens = values['stats-tokens'] === undefined ? undefined : integerOption(values['stats-tokens'], '--stats-tokens');

@@ -26,6 +26,11 @@ export interface RomeHparams {
   clampNormFactor: number;
   /** Use C⁻¹k* (true) or k* (false, C = I) as the update's direction. */
   mom2Adjustment: boolean;
+  /**
+   * C + mom2Ridge · mean(diag C) · I is factorised: second moments of fewer tokens than n_ff
+   * are singular, and a small ridge barely changes a well-conditioned C.
+   */
+  mom2Ridge: number;
   /** Optimisation stops once the loss is below this. */
   stopLoss: number;
   seed: number;
@@ -43,6 +48,7 @@ export function romeDefaults(nLayer: number): RomeHparams {
     vWeightDecay: 1e-3,
     clampNormFactor: 4,
     mom2Adjustment: true,
+    mom2Ridge: 1e-3,
     stopLoss: 5e-2,
     seed: 0,
     contextTemplates: [[10, 5], [10, 10]],

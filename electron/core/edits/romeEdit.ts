@@ -98,14 +98,14 @@ async function covarianceSolve(native: GraftNative, graph: NativeGraphModel, o: 
     ...(o.signal ? { signal: o.signal } : {}),
   });
   const m = moments!;
-  let cached = factors.get(m.file);
+  const key = `${m.file}:${o.hparams.mom2Ridge}`;
+  let cached = factors.get(key);
   if (!cached) {
     let trace = 0;
     for (let i = 0; i < m.nFf; i++) trace += m.matrix[i * m.nFf + i]!;
-    // A tiny ridge keeps the factorisation stable without changing well-conditioned C.
-    cached = native.factorSpd(m.matrix, m.nFf, (1e-6 * trace) / m.nFf);
-    factors.set(m.file, cached);
-    cached.catch(() => factors.delete(m.file));
+    cached = native.factorSpd(m.matrix, m.nFf, (o.hparams.mom2Ridge * trace) / m.nFf);
+    factors.set(key, cached);
+    cached.catch(() => factors.delete(key));
   }
   const factor = await cached;
   return { solve: (k) => factor.solve(k), tokens: m.n };
