@@ -281,7 +281,7 @@ describe('bad input gives a one-line error, a failure exit code and no output fi
 });
 
 describe('graft edit and graft trace', () => {
-  test('an edit writes an adapter and reports metrics; bad requests are one-line errors; trace prints a grid', () => {
+  test('an edit writes an adapter and reports metrics; bad requests are one-line errors; trace prints a grid', async () => {
     const dir = tempDir();
     const model = path.join(dir, 'm.gguf');
     assert.equal(graft(['make-model', ...modelArgs, '--out', model]).code, 0);
@@ -309,7 +309,17 @@ describe('graft edit and graft trace', () => {
     assertOneLineError(graft(['edit', model, '--prompt', 'the {} said', '--subject', 'king', '--target', 'x', '--layer', '9', '--mom2-adjustment', 'off', '--out', out]), /layer 9 is out of range/);
     assertOneLineError(graft(['edit', model, '--prompt', 'the {} said', '--subject', 'king', '--target', 'x', '--corpus', path.join(dir, 'no.txt')]), /--corpus .*no\.txt: file not found/);
     assertOneLineError(graft(['edit', model, '--prompt', 'the {} said', '--subject', 'king', '--target', 'x', '--mom2-adjustment', 'maybe']), /--mom2-adjustment must be on or off/);
+    const empty = path.join(dir, 'empty.txt');
+    fs.writeFileSync(empty, '');
+    assertOneLineError(graft(['edit', model, '--prompt', 'the {} said', '--subject', 'king', '--target', 'x', '--corpus', empty, '--out', out], { GRAFT_NATIVE_VARIANT: 'cpu', HOME: stats }), /--corpus .*empty\.txt is empty/);
+    const gpt2 = path.join(dir, 'gpt2.gguf');
+    assert.equal(graft(['make-model', ...modelArgs, '--out', gpt2]).code, 0);
+    const relabelled = path.join(dir, 'relabelled.gguf');
+    fs.renameSync(gpt2, relabelled);
+    await (await loadNative()).rewrite(relabelled, gpt2, { setKv: [{ key: 'general.architecture', type: 'str', value: 'gpt2' }] });
+    assertOneLineError(graft(['edit', gpt2, '--prompt', 'the {} said', '--subject', 'king', '--target', 'x', '--out', out]), /cannot be edited/);
     assert.equal(fs.readdirSync(out).length, 1, 'failed edits write nothing');
+
 
     const traced = graft(['trace', model, '--prompt', 'the king of the city said', '--subject', 'the city', '--samples', '2', '--json']);
     assert.equal(traced.code, 0, traced.stderr);

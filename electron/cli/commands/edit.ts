@@ -62,7 +62,11 @@ export async function runEdit(argv: string[]): Promise<void> {
   const request = readRequest(values);
   const mom2 = values['mom2-adjustment'];
   if (mom2 !== undefined && mom2 !== 'on' && mom2 !== 'off') throw new UsageError(`--mom2-adjustment must be on or off, got '${mom2}'`);
-  if (values.corpus !== undefined && !fs.existsSync(values.corpus)) throw new Error(`--corpus ${values.corpus}: file not found`);
+  if (values.corpus !== undefined) {
+    if (!fs.existsSync(values.corpus)) throw new Error(`--corpus ${values.corpus}: file not found`);
+    if (!fs.statSync(values.corpus).isFile()) throw new Error(`--corpus ${values.corpus} is not a file`);
+    if (fs.statSync(values.corpus).size === 0) throw new Error(`--corpus ${values.corpus} is empty; give a text file to compute the second moments from`);
+  }
 
   const native = await loadNative();
   const info = await describeModel(native, modelPath, { sha256: false });
