@@ -3,6 +3,7 @@
 #include <cmath>
 #include <string>
 
+#include "cpu_features.h"
 #include "errors.h"
 
 namespace graft {
@@ -41,13 +42,7 @@ __attribute__((target("avx2,fma"))) double dot_avx2(const double * a, const doub
 
 using DotFn = double (*)(const double *, const double *, int);
 
-DotFn pick_dot() {
-#if defined(__x86_64__)
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return dot_avx2;
-#endif
-    return dot_generic;
-}
+DotFn pick_dot() { return cpu_has_avx2_fma() ? dot_avx2 : dot_generic; }
 
 }  // namespace
 

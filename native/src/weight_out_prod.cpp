@@ -4,6 +4,7 @@
 #include <cstring>
 #include <vector>
 
+#include "cpu_features.h"
 #include "errors.h"
 #include "graph_model.h"
 
@@ -36,13 +37,7 @@ void accumulate_generic(float * dst, const float * rows, const float * g, int64_
 
 using AccumulateFn = void (*)(float *, const float *, const float *, int64_t, int);
 
-AccumulateFn pick_accumulate() {
-#if defined(__x86_64__)
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return accumulate_avx2;
-#endif
-    return accumulate_generic;
-}
+AccumulateFn pick_accumulate() { return cpu_has_avx2_fma() ? accumulate_avx2 : accumulate_generic; }
 
 // dst = out_prod(W, gT): dst[t][i] = Σ_o W[o][i] · G[o][t], where gT is a transposed view
 // of the incoming gradient G (n_out × n_tok, element (o, t) at t·nb0(gT) + o·nb1(gT)).
