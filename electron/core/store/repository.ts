@@ -1,0 +1,188 @@
+// The only place with SQL: typed reads and writes of Graft's history, one transaction per
+// logical change, so an edit is either recorded with all its factors or not at all.
+import type Database from 'better-sqlite3';
+
+import type { GraphOverlay } from '../native/graphTypes.ts';
+
+export interface ModelRecord {
+  id: number;
+  path: string;
+  sha256: string;
+  arch: string;
+  nLayer: number;
+  nEmbd: number;
+  nFf: number;
+  nVocab: number;
+  fileType: string | null;
+  sizeBytes: number;
+}
+
+export interface WorkspaceRecord {
+  id: number;
+  name: string;
+  modelId: number;
+}
+
+export type EditStatus = 'running' | 'done' | 'failed' | 'cancelled';
+
+export interface EditFactors {
+  layer: number;
+  rank: number;
+  /** rank × n_embd, vector by vector. */
+  u: Float32Array;
+  /** rank × n_ff, vector by vector. */
+  v: Float32Array;
+}
+
+export interface EditRecord {
+  id: number;
+  workspaceId: number;
+  position: number;
+  method: string;
+  request: unknown;
+  layers: number[];
+  hparams: unknown;
+  templates: string[];
+  seed: number;
+  status: EditStatus;
+  enabled: boolean;
+  /** Ids of the edits that were enabled (applied) when this one was computed. */
+  computedOn: number[];
+  timings: unknown;
+  preflight: unknown;
+  metrics: unknown;
+  error: string | null;
+  adapterPath: string | null;
+  createdAt: string;
+}
+
+interface EditRow {
+  id: number; workspace_id: number; position: number; method: string; request_json: string; layers_json: string; hparams_json: string;
+  templates_json: string; seed: number; status: EditStatus; enabled: number; computed_on: string; timings_json: string | null;
+  preflight_json: string | null; metrics_json: string | null; error: string | null; adapter_path: string | null; created_at: string;
+}
+
+const parse = (s: string | null): unknown => (s === null ? null : JSON.parse(s));
+
+function toEdit(r: EditRow): EditRecord {
+  return {
+    id: r.id, workspaceId: r.workspace_id, position: r.position, method: r.method, request: parse(r.request_json),
+    layers: JSON.parse(r.layers_json) as number[], hparams: parse(r.hparams_json), templates: JSON.parse(r.templates_json) as string[],
+    seed: r.seed, status: r.status, enabled: r.enabled === 1, computedOn: JSON.parse(r.computed_on) as number[],
+    timings: parse(r.timings_json), preflight: parse(r.preflight_json), metrics: parse(r.metrics_json), error: r.error,
+    adapterPath: r.adapter_path, createdAt: r.created_at,
+  };
+}
+
+const blob = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+const floats = (b: Buffer) => new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+
+/** The model by content (sha256); its path is updated when the same file moved. */
+export function upsertModel(db: Database.Database, m: Omit<ModelRecord, 'id'>): ModelRecord {
+  db.prepare(`INSERT INTO models (path, sha256, arch, n_layer, n_embd, n_ff, n_vocab, file_type, size_bytes)
+              VALUES (@path, @sha256, @arch, @nLayer, @nEmbd, @nFf, @nVocab, @fileType, @sizeBytes)
+              ON CONFLICT (sha256) DO UPDATE SET path = excluded.path`).run(m);
+  const row = db.prepare('SELECT id FROM models WHERE sha256 = ?').get(m.sha256) as { id: number };
+  return { ...m, id: row.id };
+}
+
+export function getModel(db: Database.Database, id: number): ModelRecord {
+  const r = db.prepare('SELECT * FROM models WHERE id = ?').get(id) as Record<string, unknown> | undefined;
+  if (!r) throw new Error(`model ${id} is not in the history`);
+  return {
+    id: r.id as number, path: r.path as string, sha256: r.sha256 as string, arch: r.arch as string, nLayer: r.n_layer as number,
+    nEmbd: r.n_embd as number, nFf: r.n_ff as number, nVocab: r.n_vocab as number, fileType: r.file_type as string | null, sizeBytes: r.size_bytes as number,
+  };
+}
+
+/** The named workspace, created on first use; a name belongs to one base model. */
+export function workspaceFor(db: Database.Database, name: string, modelId: number): WorkspaceRecord {
+  if (name.trim() === '') throw new Error('the workspace name is empty');
+  return db.transaction(() => {
+    const found = db.prepare('SELECT id, name, model_id FROM workspaces WHERE name = ?').get(name) as { id: number; name: string; model_id: number } | undefined;
+    if (found) {
+      if (found.model_id !== modelId) {
+        const other = getModel(db, found.model_id);
+        throw new Error(`workspace '${name}' belongs to another model (${other.path}, sha256 ${other.sha256.slice(0, 12)}…); choose another --workspace`);
+      }
+      return { id: found.id, name: found.name, modelId };
+    }
+    const id = Number(db.prepare('INSERT INTO workspaces (name, model_id) VALUES (?, ?)').run(name, modelId).lastInsertRowid);
+    return { id, name, modelId };
+  })();
+}
+
+export function listWorkspaces(db: Database.Database): (WorkspaceRecord & { edits: number })[] {
+  return (db.prepare(`SELECT w.id, w.name, w.model_id, (SELECT count(*) FROM edits e WHERE e.workspace_id = w.id) AS edits
+                      FROM workspaces w ORDER BY w.id`).all() as { id: number; name: string; model_id: number; edits: number }[])
+    .map((r) => ({ id: r.id, name: r.name, modelId: r.model_id, edits: r.edits }));
+}
+
+/** Records an edit about to be computed, on top of the workspace's enabled stack. */
+export function beginEdit(db: Database.Database, workspaceId: number, e: { method: string; request: unknown; layers: number[]; hparams: unknown; seed: number }): number {
+  return db.transaction(() => {
+    const { next } = db.prepare('SELECT coalesce(max(position), 0) + 1 AS next FROM edits WHERE workspace_id = ?').get(workspaceId) as { next: number };
+    const computedOn = (db.prepare("SELECT id FROM edits WHERE workspace_id = ? AND enabled = 1 AND status = 'done' ORDER BY position").all(workspaceId) as { id: number }[]).map((r) => r.id);
+    return Number(db.prepare(`INSERT INTO edits (workspace_id, position, method, request_json, layers_json, hparams_json, seed, status, computed_on)
+                              VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?)`)
+      .run(workspaceId, next, e.method, JSON.stringify(e.request), JSON.stringify(e.layers), JSON.stringify(e.hparams), e.seed, JSON.stringify(computedOn)).lastInsertRowid);
+  })();
+}
+
+/** Stores the result and its factors in one transaction: afterwards the edit is complete. */
+export function finishEdit(db: Database.Database, id: number, r: {
+  templates: string[]; factors: EditFactors[]; timings: unknown; preflight: unknown; metrics: unknown; adapterPath: string | null;
+}): void {
+  db.transaction(() => {
+    const insert = db.prepare('INSERT INTO edit_factors (edit_id, layer, rank, n_embd, n_ff, u, v) VALUES (?, ?, ?, ?, ?, ?, ?)');
+    for (const f of r.factors) insert.run(id, f.layer, f.rank, f.u.length / f.rank, f.v.length / f.rank, blob(f.u), blob(f.v));
+    const changed = db.prepare(`UPDATE edits SET status = 'done', templates_json = ?, timings_json = ?, preflight_json = ?, metrics_json = ?, adapter_path = ?
+                                WHERE id = ? AND status = 'running'`)
+      .run(JSON.stringify(r.templates), JSON.stringify(r.timings), JSON.stringify(r.preflight), JSON.stringify(r.metrics), r.adapterPath, id).changes;
+    if (changed !== 1) throw new Error(`edit ${id} is not running; its result was not recorded`);
+  })();
+}
+
+export function failEdit(db: Database.Database, id: number, status: 'failed' | 'cancelled', error: string): void {
+  db.prepare("UPDATE edits SET status = ?, error = ?, enabled = 0 WHERE id = ? AND status = 'running'").run(status, error, id);
+}
+
+export function listEdits(db: Database.Database, workspaceId?: number): EditRecord[] {
+  const rows = (workspaceId === undefined
+    ? db.prepare('SELECT * FROM edits ORDER BY workspace_id, position').all()
+    : db.prepare('SELECT * FROM edits WHERE workspace_id = ? ORDER BY position').all(workspaceId)) as EditRow[];
+  return rows.map(toEdit);
+}
+
+export function getEdit(db: Database.Database, id: number): EditRecord & { factors: EditFactors[] } {
+  const row = db.prepare('SELECT * FROM edits WHERE id = ?').get(id) as EditRow | undefined;
+  if (!row) throw new Error(`edit ${id} is not in the history`);
+  const factors = (db.prepare('SELECT layer, rank, u, v FROM edit_factors WHERE edit_id = ? ORDER BY layer').all(id) as { layer: number; rank: number; u: Buffer; v: Buffer }[])
+    .map((f) => ({ layer: f.layer, rank: f.rank, u: floats(f.u), v: floats(f.v) }));
+  return { ...toEdit(row), factors };
+}
+
+/**
+ * Enables or disables an edit. Disabling one that later enabled edits were computed on is
+ * allowed (they keep their factors) but returns a warning naming them.
+ */
+export function setEnabled(db: Database.Database, id: number, enabled: boolean): { warning: string | null } {
+  return db.transaction(() => {
+    const edit = getEdit(db, id);
+    if (edit.status !== 'done') throw new Error(`edit ${id} is ${edit.status}; only completed edits can be switched on or off`);
+    db.prepare('UPDATE edits SET enabled = ? WHERE id = ?').run(enabled ? 1 : 0, id);
+    if (enabled) return { warning: null };
+    const dependants = listEdits(db, edit.workspaceId).filter((e) => e.enabled && e.computedOn.includes(id)).map((e) => e.id);
+    return {
+      warning: dependants.length === 0 ? null
+        : `edit${dependants.length > 1 ? 's' : ''} ${dependants.join(', ')} ${dependants.length > 1 ? 'were' : 'was'} computed with edit ${id} applied; without it they may not do what they measured`,
+    };
+  })();
+}
+
+/** The workspace's effective edits, as overlays for the own graph. */
+export function enabledOverlays(db: Database.Database, workspaceId: number): GraphOverlay[] {
+  return listEdits(db, workspaceId)
+    .filter((e) => e.enabled && e.status === 'done')
+    .flatMap((e) => getEdit(db, e.id).factors.map((f) => ({ layer: f.layer, rank: f.rank, u: f.u, v: f.v })));
+}
