@@ -288,7 +288,8 @@ describe('graft edit and graft trace', () => {
     const out = path.join(dir, 'adapters');
     fs.mkdirSync(out);
     const stats = path.join(dir, 'stats');
-    const common = ['--layer', '0', '--v-steps', '5', '--stats-tokens', '512', '--out', out, '--json'];
+    const db = path.join(dir, 'history.sqlite');
+    const common = ['--layer', '0', '--v-steps', '5', '--stats-tokens', '512', '--out', out, '--db', db, '--json'];
     const edited = graft(['edit', model, '--prompt', 'the king of {} said', '--subject', 'the city', '--target', 'river', '--target-true', 'sea', ...common],
       { GRAFT_NATIVE_VARIANT: 'cpu', HOME: stats });
     assert.equal(edited.code, 0, edited.stderr);
@@ -300,25 +301,41 @@ describe('graft edit and graft trace', () => {
     assert.ok(fs.existsSync(r.adapter) && path.dirname(r.adapter) === out);
     assert.ok(r.metrics.after.efficacy.pNew > r.metrics.before.efficacy.pNew);
     assert.match(edited.stderr, /edit: templates/);
+    assert.equal(r.stack, 0);
+    // a second edit in the same workspace is computed on the first, and both are in the history
+    const second = graft(['edit', model, '--prompt', 'the {} said', '--subject', 'dog', '--target', 'cat', ...common], { GRAFT_NATIVE_VARIANT: 'cpu', HOME: stats });
+    assert.equal(second.code, 0, second.stderr);
+    assert.equal(JSON.parse(second.stdout).stack, 1);
+    const history = JSON.parse(graft(['history', '--db', db, '--json']).stdout);
+    assert.equal(history.length, 1);
+    assert.deepEqual(history[0].edits.map((e: { status: string; enabled: boolean }) => [e.status, e.enabled]), [['done', true], ['done', true]]);
+    const shown = JSON.parse(graft(['show', String(r.edit), '--db', db, '--json']).stdout);
+    assert.deepEqual(shown.factors[0].u, r.factors.u);
+    const toggled = graft(['toggle', String(r.edit), 'off', '--db', db]);
+    assert.equal(toggled.code, 0, toggled.stderr);
+    assert.match(toggled.stderr, /computed with edit \d+ applied/);
+    assertOneLineError(graft(['toggle', '999', 'off', '--db', db]), /edit 999 is not in the history/);
+    assertOneLineError(graft(['toggle', String(r.edit), 'maybe', '--db', db]), /say on or off/);
 
     const requestFile = path.join(dir, 'request.json');
     fs.writeFileSync(requestFile, JSON.stringify({ requested_rewrite: { prompt: 'the {} said', subject: 'king', target_new: { str: '   ' } } }));
     assertOneLineError(graft(['edit', model, '--request', requestFile, ...common]), /request\.requested_rewrite\.target_new\.str: is empty or only whitespace/);
-    assertOneLineError(graft(['edit', model, '--request', path.join(dir, 'none.json')]), /--request .*none\.json: file not found/);
-    assertOneLineError(graft(['edit', model, '--prompt', 'the king said', '--subject', 'queen', '--target', 'x']), /the subject 'queen' does not occur in the prompt/);
-    assertOneLineError(graft(['edit', model, '--prompt', 'the {} said', '--subject', 'king', '--target', 'x', '--layer', '9', '--mom2-adjustment', 'off', '--out', out]), /layer 9 is out of range/);
-    assertOneLineError(graft(['edit', model, '--prompt', 'the {} said', '--subject', 'king', '--target', 'x', '--corpus', path.join(dir, 'no.txt')]), /--corpus .*no\.txt: file not found/);
-    assertOneLineError(graft(['edit', model, '--prompt', 'the {} said', '--subject', 'king', '--target', 'x', '--mom2-adjustment', 'maybe']), /--mom2-adjustment must be on or off/);
+    // the failed layer-9 edit below is recorded as failed, nothing else changes
+    assertOneLineError(graft(['edit', model, '--request', path.join(dir, 'none.json'), '--db', db]), /--request .*none\.json: file not found/);
+    assertOneLineError(graft(['edit', model, '--prompt', 'the king said', '--subject', 'queen', '--target', 'x', '--db', db]), /the subject 'queen' does not occur in the prompt/);
+    assertOneLineError(graft(['edit', model, '--prompt', 'the {} said', '--subject', 'king', '--target', 'x', '--db', db, '--layer', '9', '--mom2-adjustment', 'off', '--out', out]), /layer 9 is out of range/);
+    assertOneLineError(graft(['edit', model, '--prompt', 'the {} said', '--subject', 'king', '--target', 'x', '--db', db, '--corpus', path.join(dir, 'no.txt')]), /--corpus .*no\.txt: file not found/);
+    assertOneLineError(graft(['edit', model, '--prompt', 'the {} said', '--subject', 'king', '--target', 'x', '--db', db, '--mom2-adjustment', 'maybe']), /--mom2-adjustment must be on or off/);
     const empty = path.join(dir, 'empty.txt');
     fs.writeFileSync(empty, '');
-    assertOneLineError(graft(['edit', model, '--prompt', 'the {} said', '--subject', 'king', '--target', 'x', '--corpus', empty, '--out', out], { GRAFT_NATIVE_VARIANT: 'cpu', HOME: stats }), /--corpus .*empty\.txt is empty/);
+    assertOneLineError(graft(['edit', model, '--prompt', 'the {} said', '--subject', 'king', '--target', 'x', '--db', db, '--corpus', empty, '--out', out], { GRAFT_NATIVE_VARIANT: 'cpu', HOME: stats }), /--corpus .*empty\.txt is empty/);
     const gpt2 = path.join(dir, 'gpt2.gguf');
     assert.equal(graft(['make-model', ...modelArgs, '--out', gpt2]).code, 0);
     const relabelled = path.join(dir, 'relabelled.gguf');
     fs.renameSync(gpt2, relabelled);
     await (await loadNative()).rewrite(relabelled, gpt2, { setKv: [{ key: 'general.architecture', type: 'str', value: 'gpt2' }] });
-    assertOneLineError(graft(['edit', gpt2, '--prompt', 'the {} said', '--subject', 'king', '--target', 'x', '--out', out]), /cannot be edited/);
-    assert.equal(fs.readdirSync(out).length, 1, 'failed edits write nothing');
+    assertOneLineError(graft(['edit', gpt2, '--prompt', 'the {} said', '--subject', 'king', '--target', 'x', '--db', db, '--out', out]), /cannot be edited/);
+    assert.equal(fs.readdirSync(out).length, 2, 'failed edits write nothing');
 
 
     const traced = graft(['trace', model, '--prompt', 'the king of the city said', '--subject', 'the city', '--samples', '2', '--json']);

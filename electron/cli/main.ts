@@ -1,6 +1,7 @@
 // `graft`: the command line over the same core the app uses.
 import { editUsage, runEdit, runTrace, traceUsage } from './commands/edit.ts';
 import { gradUsage, runGrad } from './commands/graph.ts';
+import { historyUsage, runHistory, runShow, runToggle, showUsage, toggleUsage } from './commands/history.ts';
 import { runInfo, infoUsage } from './commands/info.ts';
 import { keysUsage, logitsUsage, runKeys, runLogits } from './commands/inspect.ts';
 import { runMakeModel, makeModelUsage } from './commands/makeModel.ts';
@@ -14,6 +15,9 @@ const commands: Record<string, { run: (argv: string[]) => Promise<void>; usage: 
   logits: { run: runLogits, usage: logitsUsage, summary: "log-probabilities of the next token at every position (llama.cpp, or Graft's own graph)" },
   keys: { run: runKeys, usage: keysUsage, summary: 'the MLP key (input of blk.L.ffn_down.weight) at every position' },
   edit: { run: runEdit, usage: editUsage, summary: 'one ROME edit of a fact, written as a LoRA adapter, with metrics before and after' },
+  history: { run: runHistory, usage: historyUsage, summary: 'the recorded edits, per workspace' },
+  show: { run: runShow, usage: showUsage, summary: 'one recorded edit in full: request, settings, prefixes, factors, metrics' },
+  toggle: { run: runToggle, usage: toggleUsage, summary: 'switch a recorded edit on or off in its workspace' },
   trace: { run: runTrace, usage: traceUsage, summary: 'causal tracing: where the model recalls a fact (layers × tokens), and a suggested edit layer' },
   grad: { run: runGrad, usage: gradUsage, summary: "NLL of a target after a text and its gradient w.r.t. a delta at (layer, site, position), from Graft's own graph" },
   moments: { run: runMoments, usage: momentsUsage, summary: 'second moments Σkkᵀ/n of the MLP keys over a corpus, per layer, cached on disk' },
@@ -31,7 +35,7 @@ export function helpText(): string {
     'usage:',
     ...Object.values(commands).map((c) => `  ${c.usage}`),
     '',
-    'environment: GRAFT_THREADS (default 1), GRAFT_GPU=off, GRAFT_NATIVE_VARIANT=cpu|cuda|vulkan',
+    'environment: GRAFT_THREADS (default 1), GRAFT_GPU=off, GRAFT_NATIVE_VARIANT=cpu|cuda|vulkan, GRAFT_DB (history database)',
   ].join('\n');
 }
 

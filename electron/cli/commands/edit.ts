@@ -1,5 +1,6 @@
 // `graft edit` (one ROME edit, written as a LoRA adapter) and `graft trace` (causal tracing).
 import fs from 'node:fs';
+import path from 'node:path';
 
 import { causalTrace } from '../../core/edits/causalTrace.ts';
 import { editMetrics } from '../../core/edits/metrics.ts';
@@ -7,12 +8,14 @@ import { parseEditRequest, type EditRequest } from '../../core/edits/request.ts'
 import { romeDefaults, type RomeHparams } from '../../core/edits/rome.ts';
 import { romeEdit } from '../../core/edits/romeEdit.ts';
 import { openGraphModel } from '../../core/engine/graphModel.ts';
-import { describeModel } from '../../core/models/modelInfo.ts';
+import { describeModel, sha256OfFile } from '../../core/models/modelInfo.ts';
+import { defaultDatabasePath, openDatabase } from '../../core/store/database.ts';
+import { beginEdit, enabledOverlays, failEdit, finishEdit, upsertModel, workspaceFor } from '../../core/store/repository.ts';
 import { loadNative } from '../../core/native/binding.ts';
 import { integerOption, parseCommandArgs, threadsOption } from '../args.ts';
 import { UsageError } from '../errors.ts';
 
-export const editUsage = 'graft edit MODEL (--request FILE | --prompt P --subject S --target T [--target-true T]) [--layer L] ' +
+export const editUsage = 'graft edit MODEL (--request FILE | --prompt P --subject S --target T [--target-true T]) [--db F] [--workspace W] [--layer L] ' +
   '[--corpus FILE] [--stats-tokens N] [--out ADAPTER|DIR] [--v-lr X] [--v-steps N] [--kl-factor X] [--v-weight-decay X] ' +
   '[--clamp-norm-factor X] [--mom2-adjustment on|off] [--mom2-ridge X] [--seed N] [--threads N] [--json]';
 export const traceUsage = 'graft trace MODEL --prompt P --subject S [--samples N] [--noise X] [--seed N] [--threads N] [--json]';
@@ -55,7 +58,7 @@ export async function runEdit(argv: string[]): Promise<void> {
     layer: { type: 'string' }, corpus: { type: 'string' }, 'stats-tokens': { type: 'string' }, out: { type: 'string' },
     'v-lr': { type: 'string' }, 'v-steps': { type: 'string' }, 'kl-factor': { type: 'string' }, 'v-weight-decay': { type: 'string' },
     'clamp-norm-factor': { type: 'string' }, 'mom2-adjustment': { type: 'string' }, 'mom2-ridge': { type: 'string' }, seed: { type: 'string' },
-    threads: { type: 'string' }, json: { type: 'boolean', default: false },
+    threads: { type: 'string' }, json: { type: 'boolean', default: false }, db: { type: 'string' }, workspace: { type: 'string' },
   }, editUsage);
   if (positionals.length !== 1) throw new UsageError(`give exactly one model file\nusage: ${editUsage}`);
   const modelPath = positionals[0]!;
@@ -71,8 +74,18 @@ export async function runEdit(argv: string[]): Promise<void> {
   const native = await loadNative();
   const info = await describeModel(native, modelPath, { sha256: false });
   if (!info.editable) throw new Error(`${modelPath} cannot be edited: ${info.notEditableReason}`);
+  const db = openDatabase(values.db ?? defaultDatabasePath());
   const graph = await openGraphModel(native, modelPath, { threads: threadsOption(values.threads) });
+  let editId: number | null = null;
   try {
+    const sha256 = await sha256OfFile(modelPath);
+    const modelRecord = upsertModel(db, {
+      path: path.resolve(modelPath), sha256, arch: graph.info.arch, nLayer: graph.info.nLayer, nEmbd: graph.info.nEmbd, nFf: graph.info.nFf,
+      nVocab: graph.info.nVocab, fileType: info.fileType ?? null, sizeBytes: fs.statSync(modelPath).size,
+    });
+    const workspace = workspaceFor(db, values.workspace ?? path.basename(modelPath, '.gguf'), modelRecord.id);
+    // the effective model: the base plus the workspace's enabled edits
+    const stack = enabledOverlays(db, workspace.id);
     const defaults = romeDefaults(graph.info.nLayer);
     const pick = (v: number | undefined, d: number) => (v === undefined ? d : v);
     const hparams: RomeHparams = {
@@ -92,10 +105,11 @@ export async function runEdit(argv: string[]): Promise<void> {
     const onSigint = () => controller.abort();
     process.once('SIGINT', onSigint);
     const fluency = { fluency: request.generationPrompts.length > 0, seed: hparams.seed };
-    const before = await editMetrics(graph, request, [], fluency);
+    const before = await editMetrics(graph, request, stack, fluency);
+    editId = beginEdit(db, workspace.id, { method: 'rome', request, layers: [hparams.layer], hparams, seed: hparams.seed });
     let inSteps = false;
     const result = await romeEdit(native, graph, {
-      modelPath, request, hparams, signal: controller.signal,
+      modelPath, request, hparams, signal: controller.signal, overlays: stack,
       ...(values.corpus !== undefined ? { corpus: values.corpus } : {}),
       ...(statsTokens !== undefined ? { statisticsTokens: statsTokens } : {}),
       ...(values.out !== undefined ? { out: values.out } : {}),
@@ -105,8 +119,13 @@ export async function runEdit(argv: string[]): Promise<void> {
         inSteps = p.step !== undefined;
       },
     }).finally(() => process.off('SIGINT', onSigint));
-    const after = await editMetrics(graph, request, [{ layer: result.layer, rank: 1, u: result.u, v: result.v }], fluency);
+    const after = await editMetrics(graph, request, [...stack, { layer: result.layer, rank: 1, u: result.u, v: result.v }], fluency);
+    finishEdit(db, editId, {
+      templates: result.templates, factors: [{ layer: result.layer, rank: 1, u: result.u, v: result.v }],
+      timings: result.timings, preflight: result.preflight, metrics: { before, after }, adapterPath: result.adapter,
+    });
     const output = {
+      edit: editId, workspace: workspace.name, stack: stack.length,
       adapter: result.adapter, layer: result.layer, request,
       factors: { u: Array.from(result.u), v: Array.from(result.v) },
       preflight: result.preflight, metrics: { before, after },
@@ -117,6 +136,7 @@ export async function runEdit(argv: string[]): Promise<void> {
       process.stdout.write(`${JSON.stringify(output)}\n`);
     } else {
       process.stdout.write([
+        `edit     ${editId} in workspace '${workspace.name}' (on ${stack.length} enabled edit${stack.length === 1 ? '' : 's'})`,
         `adapter  ${result.adapter}`,
         `layer    ${result.layer}`,
         `P(new)   ${before.efficacy.pNew.toFixed(4)} → ${after.efficacy.pNew.toFixed(4)}` +
@@ -126,8 +146,12 @@ export async function runEdit(argv: string[]): Promise<void> {
         '',
       ].join('\n'));
     }
+  } catch (error) {
+    if (editId !== null) failEdit(db, editId, /cancel/i.test(String(error)) ? 'cancelled' : 'failed', (error as Error).message);
+    throw error;
   } finally {
     graph.dispose();
+    db.close();
   }
 }
 
