@@ -1,5 +1,6 @@
 // `graft`: the command line over the same core the app uses.
 import { editUsage, runEdit, runTrace, traceUsage } from './commands/edit.ts';
+import { exportUsage, runExport } from './commands/export.ts';
 import { gradUsage, runGrad } from './commands/graph.ts';
 import { historyUsage, runHistory, runShow, runToggle, showUsage, toggleUsage } from './commands/history.ts';
 import { runInfo, infoUsage } from './commands/info.ts';
@@ -15,6 +16,7 @@ const commands: Record<string, { run: (argv: string[]) => Promise<void>; usage: 
   logits: { run: runLogits, usage: logitsUsage, summary: "log-probabilities of the next token at every position (llama.cpp, or Graft's own graph)" },
   keys: { run: runKeys, usage: keysUsage, summary: 'the MLP key (input of blk.L.ffn_down.weight) at every position' },
   edit: { run: runEdit, usage: editUsage, summary: 'one ROME edit of a fact, written as a LoRA adapter, with metrics before and after' },
+  export: { run: runExport, usage: exportUsage, summary: "a workspace's enabled edits as a LoRA adapter, a patched GGUF, an edit log or a model card (verified)" },
   history: { run: runHistory, usage: historyUsage, summary: 'the recorded edits, per workspace' },
   show: { run: runShow, usage: showUsage, summary: 'one recorded edit in full: request, settings, prefixes, factors, metrics' },
   toggle: { run: runToggle, usage: toggleUsage, summary: 'switch a recorded edit on or off in its workspace' },

@@ -14,7 +14,7 @@ import { loadNative, type GraftNative } from '../native/binding.ts';
 import type { NativeGraphModel } from '../native/graphTypes.ts';
 import { generatedModel, realModel, tempDir } from '../testing/fixtures.ts';
 import { maxAbsDiff, randomVector } from '../testing/graphFixtures.ts';
-import { nextTokenDistribution, withModel } from '../testing/llamaProbe.ts';
+import { nextTokenDistribution, withModel } from '../models/nodeLlamaProbe.ts';
 import { parseEditRequest, RequestError } from './request.ts';
 import { romeDefaults, rewritingPrompts } from './rome.ts';
 import { romeEdit, type RomeEditResult } from './romeEdit.ts';

@@ -4,7 +4,7 @@ import { before, describe, test } from 'node:test';
 
 import { loadNative, type GraftNative } from '../native/binding.ts';
 import { generatedModel, realModel, tempDir } from '../testing/fixtures.ts';
-import { nextTokenDistribution, withModel } from '../testing/llamaProbe.ts';
+import { nextTokenDistribution, withModel } from '../models/nodeLlamaProbe.ts';
 import { openLlamaSession } from './llamaSession.ts';
 
 let native: GraftNative;

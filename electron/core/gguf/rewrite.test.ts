@@ -6,7 +6,7 @@ import { before, describe, test } from 'node:test';
 import { sha256OfFile } from '../models/modelInfo.ts';
 import { loadNative, type GraftNative } from '../native/binding.ts';
 import { filesIn, generatedModel, realModel, storiesVariants, tempDir } from '../testing/fixtures.ts';
-import { nextTokenDistribution, withModel } from '../testing/llamaProbe.ts';
+import { nextTokenDistribution, withModel } from '../models/nodeLlamaProbe.ts';
 import { metadataOf, getString } from './metadata.ts';
 
 let native: GraftNative;

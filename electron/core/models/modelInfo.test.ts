@@ -8,7 +8,7 @@ import { readGgufFileInfo } from 'node-llama-cpp';
 
 import { loadNative, type GraftNative } from '../native/binding.ts';
 import { generatedModel, realModel, storiesVariants, tempDir } from '../testing/fixtures.ts';
-import { greedyCompletion, withModel } from '../testing/llamaProbe.ts';
+import { greedyCompletion, withModel } from './nodeLlamaProbe.ts';
 import { describeModel } from './modelInfo.ts';
 
 let native: GraftNative;

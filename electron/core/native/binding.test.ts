@@ -6,7 +6,7 @@ import { test } from 'node:test';
 
 import { getSharedLlama } from '../models/llama.ts';
 import { generatedModel, tempDir } from '../testing/fixtures.ts';
-import { withModel } from '../testing/llamaProbe.ts';
+import { withModel } from '../models/nodeLlamaProbe.ts';
 import { loadNative, nativeBuildDir } from './binding.ts';
 
 const repoRoot = path.resolve(nativeBuildDir, '..', '..', '..');

@@ -1,5 +1,5 @@
 // Next-token probabilities as node-llama-cpp (llama.cpp) computes them: the independent
-// reference our own files and computations are checked against.
+// reference Graft checks its own computations and every export against.
 import type { Llama, LlamaModel } from 'node-llama-cpp';
 
 import { getSharedLlama } from '../models/llama.ts';
