@@ -6,7 +6,6 @@
 //         was F32, else F16), every other tensor byte-copied, provenance in graft.* keys
 //   log   JSON lines, one edit per line with everything the history holds
 //   card  a Markdown model card: base model, each edit, metrics, risks
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -30,6 +29,8 @@ export interface ExportResult {
   sha256: string;
   edits: number[];
   verification: { verified: boolean; maxDifference: number; tolerance: number; prompts: number } | null;
+  /** Seconds per step: checking the base, writing, verifying, hashing the result. */
+  timings: { check: number; write: number; verify: number; hash: number };
 }
 
 interface StackEdit {
@@ -154,10 +155,6 @@ function modelCard(baseName: string, baseSha: string, stack: StackEdit[]): strin
   return lines.join('\n');
 }
 
-function sha256Of(file: string): string {
-  return createHash('sha256').update(fs.readFileSync(file)).digest('hex');
-}
-
 export async function exportStack(native: GraftNative, db: Database.Database, workspace: WorkspaceRecord, format: ExportFormat, out: string): Promise<ExportResult> {
   const model = getModel(db, workspace.modelId);
   if (!fs.existsSync(model.path)) throw new Error(`the base model ${model.path} is missing; exports need it`);
@@ -172,6 +169,9 @@ export async function exportStack(native: GraftNative, db: Database.Database, wo
     throw new Error(`the folder ${dir} is not writable`);
   }
   const stack = enabledStack(db, workspace);
+  const timings = { check: 0, write: 0, verify: 0, hash: 0 };
+  let t = performance.now();
+  const lap = (k: keyof typeof timings) => { const now = performance.now(); timings[k] += (now - t) / 1000; t = now; };
   if (format === 'gguf' || format === 'lora') {
     const sha = await sha256OfFile(model.path);
     if (sha !== model.sha256) throw new Error(`${model.path} changed since the edits were recorded (sha256 ${sha.slice(0, 12)}… ≠ ${model.sha256.slice(0, 12)}…); the edits belong to the old file`);
@@ -180,6 +180,7 @@ export async function exportStack(native: GraftNative, db: Database.Database, wo
   // is complete and verified.
   const tmp = path.join(dir, `.${path.basename(resolved)}.graft-${process.pid}-${Date.now()}.tmp${format === 'lora' || format === 'gguf' ? '.gguf' : ''}`);
   let verification: ExportResult['verification'] = null;
+  lap('check');
   try {
     if (format === 'lora') writeStackAdapter(native, tmp, model.arch, stack);
     else if (format === 'gguf') {
@@ -193,6 +194,7 @@ export async function exportStack(native: GraftNative, db: Database.Database, wo
       fs.fsyncSync(fd);
       fs.closeSync(fd);
     }
+    lap('write');
     if (format === 'lora' || format === 'gguf') {
       const tolerance = format === 'gguf' ? 2e-3 : 1e-3;
       const v = await verify(native, model.path, tmp, format, stack);
@@ -201,12 +203,14 @@ export async function exportStack(native: GraftNative, db: Database.Database, wo
         throw new Error(`the exported ${format} does not reproduce the edits in node-llama-cpp (next-token probabilities differ by ${v.maxDifference.toExponential(2)} > ${tolerance}); nothing was written`);
       }
     }
+    lap('verify');
     fs.renameSync(tmp, resolved);
   } catch (error) {
     fs.rmSync(tmp, { force: true });
     throw error;
   }
-  const sha256 = sha256Of(resolved);
+  const sha256 = await sha256OfFile(resolved);
+  lap('hash');
   const id = db.transaction(() => {
     const exportId = Number(db.prepare('INSERT INTO exports (workspace_id, kind, path, sha256, verified, verification_json) VALUES (?, ?, ?, ?, ?, ?)')
       .run(workspace.id, format, resolved, sha256, verification ? (verification.verified ? 1 : 0) : null, verification ? JSON.stringify(verification) : null).lastInsertRowid);
@@ -214,5 +218,5 @@ export async function exportStack(native: GraftNative, db: Database.Database, wo
     for (const e of stack) link.run(exportId, e.record.id);
     return exportId;
   })();
-  return { id, format, path: resolved, sha256, edits: stack.map((e) => e.record.id), verification };
+  return { id, format, path: resolved, sha256, edits: stack.map((e) => e.record.id), verification, timings };
 }
