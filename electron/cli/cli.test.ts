@@ -311,6 +311,8 @@ describe('graft edit and graft trace', () => {
     assert.deepEqual(history[0].edits.map((e: { status: string; enabled: boolean }) => [e.status, e.enabled]), [['done', true], ['done', true]]);
     const shown = JSON.parse(graft(['show', String(r.edit), '--db', db, '--json']).stdout);
     assert.deepEqual(shown.factors[0].u, r.factors.u);
+    assert.equal(shown.statistics.length, 1, 'the second-moment file the edit used is recorded');
+    assert.ok(fs.existsSync(shown.statistics[0].path) && shown.statistics[0].layer === 0);
     const toggled = graft(['toggle', String(r.edit), 'off', '--db', db]);
     assert.equal(toggled.code, 0, toggled.stderr);
     assert.match(toggled.stderr, /computed with edit \d+ applied/);

@@ -10,7 +10,7 @@ import { romeEdit } from '../../core/edits/romeEdit.ts';
 import { openGraphModel } from '../../core/engine/graphModel.ts';
 import { describeModel, sha256OfFile } from '../../core/models/modelInfo.ts';
 import { defaultDatabasePath, openDatabase } from '../../core/store/database.ts';
-import { beginEdit, enabledOverlays, failEdit, finishEdit, upsertModel, workspaceFor } from '../../core/store/repository.ts';
+import { beginEdit, enabledOverlays, failEdit, finishEdit, recordStatistics, upsertModel, workspaceFor } from '../../core/store/repository.ts';
 import { loadNative } from '../../core/native/binding.ts';
 import { integerOption, parseCommandArgs, threadsOption } from '../args.ts';
 import { UsageError } from '../errors.ts';
@@ -120,6 +120,7 @@ export async function runEdit(argv: string[]): Promise<void> {
       },
     }).finally(() => process.off('SIGINT', onSigint));
     const after = await editMetrics(graph, request, [...stack, { layer: result.layer, rank: 1, u: result.u, v: result.v }], fluency);
+    if (result.statistics) recordStatistics(db, editId, modelRecord.id, result.statistics);
     finishEdit(db, editId, {
       templates: result.templates, factors: [{ layer: result.layer, rank: 1, u: result.u, v: result.v }],
       timings: result.timings, preflight: result.preflight, metrics: { before, after }, adapterPath: result.adapter,

@@ -1,7 +1,7 @@
 // `graft history`, `graft show` and `graft toggle`: the recorded edits, one edit in full, and
 // switching an edit on or off in its workspace's stack.
 import { defaultDatabasePath, openDatabase } from '../../core/store/database.ts';
-import { getEdit, getModel, listEdits, listWorkspaces, setEnabled } from '../../core/store/repository.ts';
+import { getEdit, getModel, listEdits, listWorkspaces, setEnabled, statisticsOf } from '../../core/store/repository.ts';
 import { integerOption, parseCommandArgs } from '../args.ts';
 import { UsageError } from '../errors.ts';
 
@@ -60,7 +60,7 @@ export async function runShow(argv: string[]): Promise<void> {
   const id = editId(positionals[0], showUsage);
   withDb(values.db, (db) => {
     const e = getEdit(db, id);
-    const out = { ...e, factors: e.factors.map((f) => ({ layer: f.layer, rank: f.rank, u: Array.from(f.u), v: Array.from(f.v) })) };
+    const out = { ...e, statistics: statisticsOf(db, id), factors: e.factors.map((f) => ({ layer: f.layer, rank: f.rank, u: Array.from(f.u), v: Array.from(f.v) })) };
     process.stdout.write(values.json ? `${JSON.stringify(out)}\n` : `${JSON.stringify(out, (k, v) => (k === 'u' || k === 'v' ? `[${(v as number[]).length} values]` : v), 2)}\n`);
   });
 }

@@ -63,6 +63,8 @@ export interface RomeEditResult {
   };
   optimisation: { steps: StepReport[]; targetProbability: { before: number; after: number } };
   adapter: string;
+  /** The second-moment file C came from (null with mom2Adjustment off). */
+  statistics: StatisticsUsed | null;
   timings: Record<RomePhase, number>;
 }
 
@@ -86,7 +88,15 @@ async function sampledCorpus(graph: NativeGraphModel, modelSha: string, tokens: 
   return file;
 }
 
-async function covarianceSolve(native: GraftNative, graph: NativeGraphModel, o: RomeEditOptions): Promise<{ solve: (k: Float64Array) => Float64Array; tokens: number }> {
+export interface StatisticsUsed {
+  file: string;
+  layer: number;
+  corpusSha256: string;
+  tokenCount: number;
+  contextSize: number;
+}
+
+async function covarianceSolve(native: GraftNative, graph: NativeGraphModel, o: RomeEditOptions): Promise<{ solve: (k: Float64Array) => Float64Array; tokens: number; used: StatisticsUsed }> {
   const dir = o.statisticsDir ?? defaultStatisticsDir();
   fs.mkdirSync(dir, { recursive: true });
   const modelSha = await sha256OfFile(o.modelPath);
@@ -108,7 +118,10 @@ async function covarianceSolve(native: GraftNative, graph: NativeGraphModel, o: 
     cached.catch(() => factors.delete(key));
   }
   const factor = await cached;
-  return { solve: (k) => factor.solve(k), tokens: m.n };
+  return {
+    solve: (k) => factor.solve(k), tokens: m.n,
+    used: { file: m.file, layer: m.layer, corpusSha256: m.key.corpusSha256, tokenCount: m.key.tokenCount, contextSize: m.key.contextSize },
+  };
 }
 
 function frobenius(values: Float32Array): number {
@@ -177,6 +190,6 @@ export async function romeEdit(native: GraftNative, graph: NativeGraphModel, o: 
       statisticsTokens: stats?.tokens ?? null,
     },
     optimisation: { steps: value.steps, targetProbability: value.targetProbability },
-    adapter, timings,
+    adapter, statistics: stats?.used ?? null, timings,
   };
 }

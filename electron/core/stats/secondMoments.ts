@@ -39,6 +39,8 @@ export interface LayerMoments {
   cached: boolean;
   /** Tokens taken from a checkpoint of an earlier, interrupted run. */
   resumedFrom: number;
+  /** What the file is keyed by, for the history. */
+  key: MomentsKey;
 }
 
 function abortError(signal: AbortSignal): unknown {
@@ -93,7 +95,7 @@ export async function computeSecondMoments(native: GraftNative, options: SecondM
       const { file, checkpoint } = momentsPaths(options.outDir, keyOf(layer));
       if (fs.existsSync(file)) {
         const { header, matrix } = readMomentsFile(file, keyOf(layer));
-        done.set(layer, { layer, n: header.n, nFf: header.nFf, matrix, file, cached: true, resumedFrom: 0 });
+        done.set(layer, { layer, n: header.n, nFf: header.nFf, matrix, file, cached: true, resumedFrom: 0, key: keyOf(layer) });
       } else {
         todo.push({ layer, file, checkpoint });
       }
@@ -109,7 +111,7 @@ export async function computeSecondMoments(native: GraftNative, options: SecondM
       if (outcome.cancelled) throw abortError(signal ?? AbortSignal.abort());
       for (const l of outcome.layers) {
         const { header, matrix } = readMomentsFile(l.file, keyOf(l.layer));
-        done.set(l.layer, { layer: l.layer, n: header.n, nFf: header.nFf, matrix, file: l.file, cached: false, resumedFrom: l.resumedFrom });
+        done.set(l.layer, { layer: l.layer, n: header.n, nFf: header.nFf, matrix, file: l.file, cached: false, resumedFrom: l.resumedFrom, key: keyOf(l.layer) });
       }
     }
     return layers.map((l) => done.get(l)!);

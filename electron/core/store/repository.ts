@@ -186,3 +186,22 @@ export function enabledOverlays(db: Database.Database, workspaceId: number): Gra
     .filter((e) => e.enabled && e.status === 'done')
     .flatMap((e) => getEdit(db, e.id).factors.map((f) => ({ layer: f.layer, rank: f.rank, u: f.u, v: f.v })));
 }
+
+/** Links an edit to the second-moment file it used (recorded once per key). */
+export function recordStatistics(db: Database.Database, editId: number, modelId: number, s: { file: string; layer: number; corpusSha256: string; tokenCount: number; contextSize: number }): void {
+  db.transaction(() => {
+    db.prepare(`INSERT INTO statistics_files (model_id, layer, corpus_sha256, token_count, context_size, path) VALUES (?, ?, ?, ?, ?, ?)
+                ON CONFLICT (model_id, layer, corpus_sha256, token_count, context_size) DO UPDATE SET path = excluded.path`)
+      .run(modelId, s.layer, s.corpusSha256, s.tokenCount, s.contextSize, s.file);
+    const { id } = db.prepare('SELECT id FROM statistics_files WHERE model_id = ? AND layer = ? AND corpus_sha256 = ? AND token_count = ? AND context_size = ?')
+      .get(modelId, s.layer, s.corpusSha256, s.tokenCount, s.contextSize) as { id: number };
+    db.prepare('INSERT OR IGNORE INTO edit_statistics (edit_id, statistics_id) VALUES (?, ?)').run(editId, id);
+  })();
+}
+
+export function statisticsOf(db: Database.Database, editId: number): { path: string; layer: number; corpusSha256: string; tokenCount: number; contextSize: number }[] {
+  return (db.prepare(`SELECT s.path, s.layer, s.corpus_sha256, s.token_count, s.context_size FROM statistics_files s
+                      JOIN edit_statistics e ON e.statistics_id = s.id WHERE e.edit_id = ? ORDER BY s.layer`).all(editId) as
+    { path: string; layer: number; corpus_sha256: string; token_count: number; context_size: number }[])
+    .map((r) => ({ path: r.path, layer: r.layer, corpusSha256: r.corpus_sha256, tokenCount: r.token_count, contextSize: r.context_size }));
+}
