@@ -13,7 +13,8 @@ import { sha256OfFile } from '../models/modelInfo.ts';
 import { loadNative, type GraftNative } from '../native/binding.ts';
 import type { NativeGraphModel } from '../native/graphTypes.ts';
 import { generatedModel, realModel, tempDir } from '../testing/fixtures.ts';
-import { maxAbsDiff, randomVector } from '../testing/graphFixtures.ts';
+import { readMomentsFile } from '../stats/momentsFile.ts';
+import { maxAbsDiff } from '../testing/graphFixtures.ts';
 import { nextTokenDistribution, withModel } from '../models/nodeLlamaProbe.ts';
 import { parseEditRequest, RequestError } from './request.ts';
 import { romeDefaults, rewritingPrompts } from './rome.ts';
@@ -100,14 +101,21 @@ describe('ROME', () => {
     } finally {
       graph.dispose();
     }
-    // a key orthogonal to C⁻¹k* is not changed
-    const k = randomVector(r.v.length, 5, 1);
-    let kv = 0, vv = 0;
-    for (let i = 0; i < k.length; i++) { kv += k[i]! * r.v[i]!; vv += r.v[i]! * r.v[i]!; }
-    for (let i = 0; i < k.length; i++) k[i]! -= (kv / vv) * r.v[i]!;
-    let dot = 0;
-    for (let i = 0; i < k.length; i++) dot += r.v[i]! * k[i]!;
-    assert.ok(Math.abs(dot) * Math.hypot(...r.u) <= 1e-6 * Math.hypot(...k) * Math.hypot(...r.u) * Math.hypot(...r.v));
+    // the update's direction is C⁻¹k*: (C + ridge·mean(diag C)·I)·v = k*, so ΔW·k = u·(vᵀk) vanishes
+    // exactly for the keys with (C⁻¹k*)ᵀk = 0
+    assert.ok(r.statistics, 'the edit used second moments');
+    const { matrix: C } = readMomentsFile(r.statistics!.file);
+    const n = r.v.length;
+    let trace = 0;
+    for (let i = 0; i < n; i++) trace += C[i * n + i]!;
+    const ridge = (r.hparams.mom2Ridge * trace) / n;
+    let worst = 0;
+    for (let i = 0; i < n; i++) {
+      let cv = ridge * r.v[i]!;
+      for (let j = 0; j < n; j++) cv += C[i * n + j]! * r.v[j]!;
+      worst = Math.max(worst, Math.abs(cv - r.key[i]!));
+    }
+    assert.ok(worst <= 1e-4 * Math.max(...Array.from(r.key, Math.abs)), `(C + λI)v − k* = ${worst}`);
     assert.ok(r.preflight.denominator > 0 && r.preflight.relativeUpdateNorm > 0);
     assert.equal(r.preflight.subjectIsFirstToken, false);
   });

@@ -14,7 +14,7 @@ import { sha256OfFile } from '../models/modelInfo.ts';
 import { nextTokenDistribution, withModel } from '../models/nodeLlamaProbe.ts';
 import { loadNative, type GraftNative } from '../native/binding.ts';
 import { openDatabase } from '../store/database.ts';
-import { beginEdit, enabledOverlays, finishEdit, upsertModel, workspaceFor } from '../store/repository.ts';
+import { beginEdit, enabledOverlays, finishEdit, listExports, upsertModel, workspaceFor } from '../store/repository.ts';
 import { generatedModel, realModel, tempDir } from '../testing/fixtures.ts';
 import { exportStack } from './stackExport.ts';
 
@@ -78,7 +78,10 @@ describe('exports', () => {
       const card = await exportStack(native, db, ws, 'card', path.join(dir, 'card.md'));
       const text = fs.readFileSync(card.path, 'utf8');
       for (const id of lora.edits) assert.match(text, new RegExp(`Edit ${id}`));
-      assert.equal((db.prepare('SELECT count(*) AS n FROM exports').get() as { n: number }).n, 4);
+      const recorded = listExports(db, ws.id);
+      assert.deepEqual(recorded.map((e) => [e.kind, e.path, e.sha256, e.verification?.verified ?? null]),
+        [lora, gguf, log, card].map((e) => [e.format, e.path, e.sha256, e.verification?.verified ?? null]));
+      assert.ok(recorded.every((e) => e.editIds.join() === lora.edits.join()));
       assert.deepEqual(fs.readdirSync(dir).filter((f) => f.includes('.graft-')), [], 'no temporary files are left');
     } finally {
       db.close();

@@ -16,7 +16,7 @@ import { filledPrompt, type EditRequest } from '../edits/request.ts';
 import { sha256OfFile } from '../models/modelInfo.ts';
 import type { GraftNative } from '../native/binding.ts';
 import type { GraphOverlay } from '../native/graphTypes.ts';
-import { getEdit, getModel, listEdits, type EditRecord, type WorkspaceRecord } from '../store/repository.ts';
+import { getEdit, getModel, listEdits, recordExport, type EditRecord, type WorkspaceRecord } from '../store/repository.ts';
 import { nextTokenDistribution, withModel } from '../models/nodeLlamaProbe.ts';
 import { writeLoraAdapter } from './loraAdapter.ts';
 
@@ -211,12 +211,6 @@ export async function exportStack(native: GraftNative, db: Database.Database, wo
   }
   const sha256 = await sha256OfFile(resolved);
   lap('hash');
-  const id = db.transaction(() => {
-    const exportId = Number(db.prepare('INSERT INTO exports (workspace_id, kind, path, sha256, verified, verification_json) VALUES (?, ?, ?, ?, ?, ?)')
-      .run(workspace.id, format, resolved, sha256, verification ? (verification.verified ? 1 : 0) : null, verification ? JSON.stringify(verification) : null).lastInsertRowid);
-    const link = db.prepare('INSERT INTO export_edits (export_id, edit_id) VALUES (?, ?)');
-    for (const e of stack) link.run(exportId, e.record.id);
-    return exportId;
-  })();
+  const id = recordExport(db, { workspaceId: workspace.id, kind: format, path: resolved, sha256, verification, editIds: stack.map((e) => e.record.id) });
   return { id, format, path: resolved, sha256, edits: stack.map((e) => e.record.id), verification, timings };
 }

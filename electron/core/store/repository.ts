@@ -205,3 +205,35 @@ export function statisticsOf(db: Database.Database, editId: number): { path: str
     { path: string; layer: number; corpus_sha256: string; token_count: number; context_size: number }[])
     .map((r) => ({ path: r.path, layer: r.layer, corpusSha256: r.corpus_sha256, tokenCount: r.token_count, contextSize: r.context_size }));
 }
+
+export interface ExportRecord {
+  id: number;
+  workspaceId: number;
+  kind: 'lora' | 'gguf' | 'log' | 'card';
+  path: string;
+  sha256: string;
+  verification: { verified: boolean } | null;
+  editIds: number[];
+}
+
+/** An export and the edits it contains, in one transaction. */
+export function recordExport(db: Database.Database, e: Omit<ExportRecord, 'id'>): number {
+  return db.transaction(() => {
+    const id = Number(db.prepare('INSERT INTO exports (workspace_id, kind, path, sha256, verified, verification_json) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(e.workspaceId, e.kind, e.path, e.sha256, e.verification ? (e.verification.verified ? 1 : 0) : null, e.verification ? JSON.stringify(e.verification) : null).lastInsertRowid);
+    const link = db.prepare('INSERT INTO export_edits (export_id, edit_id) VALUES (?, ?)');
+    for (const editId of e.editIds) link.run(id, editId);
+    return id;
+  })();
+}
+
+export function listExports(db: Database.Database, workspaceId: number): ExportRecord[] {
+  const rows = db.prepare('SELECT * FROM exports WHERE workspace_id = ? ORDER BY id').all(workspaceId) as
+    { id: number; workspace_id: number; kind: ExportRecord['kind']; path: string; sha256: string; verification_json: string | null }[];
+  const editsOf = db.prepare('SELECT edit_id FROM export_edits WHERE export_id = ? ORDER BY edit_id');
+  return rows.map((r) => ({
+    id: r.id, workspaceId: r.workspace_id, kind: r.kind, path: r.path, sha256: r.sha256,
+    verification: r.verification_json === null ? null : JSON.parse(r.verification_json) as { verified: boolean },
+    editIds: (editsOf.all(r.id) as { edit_id: number }[]).map((x) => x.edit_id),
+  }));
+}
