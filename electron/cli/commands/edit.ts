@@ -8,7 +8,8 @@ import { parseEditRequest, type EditRequest } from '../../core/edits/request.ts'
 import { romeDefaults, type RomeHparams } from '../../core/edits/rome.ts';
 import { romeEdit } from '../../core/edits/romeEdit.ts';
 import { openGraphModel } from '../../core/engine/graphModel.ts';
-import { describeModel, sha256OfFile } from '../../core/models/modelInfo.ts';
+import { describeModel } from '../../core/models/modelInfo.ts';
+import { rememberedSha256 } from '../../core/store/fileHashes.ts';
 import { defaultDatabasePath, openDatabase } from '../../core/store/database.ts';
 import { beginEdit, enabledOverlays, failEdit, finishEdit, recordStatistics, upsertModel, workspaceFor } from '../../core/store/repository.ts';
 import { loadNative } from '../../core/native/binding.ts';
@@ -78,7 +79,7 @@ export async function runEdit(argv: string[]): Promise<void> {
   const graph = await openGraphModel(native, modelPath, { threads: threadsOption(values.threads) });
   let editId: number | null = null;
   try {
-    const sha256 = await sha256OfFile(modelPath);
+    const { sha256 } = await rememberedSha256(db, modelPath);
     const modelRecord = upsertModel(db, {
       path: path.resolve(modelPath), sha256, arch: graph.info.arch, nLayer: graph.info.nLayer, nEmbd: graph.info.nEmbd, nFf: graph.info.nFf,
       nVocab: graph.info.nVocab, fileType: info.fileType ?? null, sizeBytes: fs.statSync(modelPath).size,

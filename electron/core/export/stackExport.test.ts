@@ -6,16 +6,15 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { before, describe, test } from 'node:test';
 
-import { parseEditRequest } from '../edits/request.ts';
-import { romeDefaults } from '../edits/rome.ts';
-import { romeEdit } from '../edits/romeEdit.ts';
 import { openGraphModel } from '../engine/graphModel.ts';
 import { sha256OfFile } from '../models/modelInfo.ts';
 import { nextTokenDistribution, withModel } from '../models/nodeLlamaProbe.ts';
 import { loadNative, type GraftNative } from '../native/binding.ts';
-import { openDatabase } from '../store/database.ts';
-import { beginEdit, enabledOverlays, finishEdit, listExports, upsertModel, workspaceFor } from '../store/repository.ts';
+import { getEdit, getModel, listExports, setEnabled } from '../store/repository.ts';
+import { overlaysFromLora } from '../engine/loraOverlays.ts';
+import { recordedRomeEdits } from '../testing/editFixtures.ts';
 import { generatedModel, realModel, tempDir } from '../testing/fixtures.ts';
+import { stackAdapter } from './stackAdapterCache.ts';
 import { exportStack } from './stackExport.ts';
 
 let native: GraftNative;
@@ -23,28 +22,7 @@ before(async () => {
   native = await loadNative();
 });
 
-/** Two recorded ROME edits, the second computed on the first, on a copy of the model. */
-async function workspaceWithEdits(dir: string, source: string) {
-  const model = path.join(dir, 'base.gguf');
-  fs.copyFileSync(source, model);
-  const db = openDatabase(path.join(dir, 'history.sqlite'));
-  const graph = await openGraphModel(native, model);
-  const info = graph.info;
-  const m = upsertModel(db, { path: model, sha256: await sha256OfFile(model), arch: info.arch, nLayer: info.nLayer, nEmbd: info.nEmbd, nFf: info.nFf, nVocab: info.nVocab, fileType: null, sizeBytes: fs.statSync(model).size });
-  const ws = workspaceFor(db, 'w', m.id);
-  try {
-    for (const [subject, target] of [['Lily', 'moon'], ['Tom', 'sea']] as const) {
-      const request = parseEditRequest({ prompt: '{} went to the', subject, target_new: target });
-      const hparams = { ...romeDefaults(info.nLayer), layer: 1, vSteps: 10, contextTemplates: [[3, 5]] as [number, number][], mom2Adjustment: false };
-      const id = beginEdit(db, ws.id, { method: 'rome', request, layers: [1], hparams, seed: 0 });
-      const r = await romeEdit(native, graph, { modelPath: model, request, hparams, out: dir, overlays: enabledOverlays(db, ws.id) });
-      finishEdit(db, id, { templates: r.templates, factors: [{ layer: r.layer, rank: 1, u: r.u, v: r.v }], timings: r.timings, preflight: r.preflight, metrics: null, adapterPath: r.adapter });
-    }
-  } finally {
-    graph.dispose();
-  }
-  return { db, ws, model };
-}
+const workspaceWithEdits = (dir: string, source: string) => recordedRomeEdits(native, dir, source);
 
 describe('exports', () => {
   const stories = realModel('stories260K-F16.gguf');
@@ -102,6 +80,68 @@ describe('exports', () => {
       fs.closeSync(fd);
       await assert.rejects(exportStack(native, db, ws, 'gguf', path.join(dir, 'p.gguf')), /changed since the edits were recorded/);
       assert.deepEqual(fs.readdirSync(dir).sort(), before);
+    } finally {
+      db.close();
+    }
+  });
+
+  test('re-quantising the edited tensors to 4 bits is measured and warned about; the file is still verified against its own weights', async () => {
+    const dir = tempDir();
+    const { db, ws } = await workspaceWithEdits(dir, generatedModel(native, dir, { arch: 'llama', type: 'f16', layers: 3 }));
+    try {
+      await assert.rejects(exportStack(native, db, ws, 'lora', path.join(dir, 'x.gguf'), { requantize: 'q4_0' }), /patched GGUF only/);
+      const r = await exportStack(native, db, ws, 'gguf', path.join(dir, 'q4.gguf'), { requantize: 'q4_0' });
+      const loss = r.requantization!;
+      console.log(JSON.stringify(loss));
+      assert.equal(r.verification?.against, 'own graph on the exported file');
+      assert.ok(r.verification?.verified);
+      assert.equal(loss.tensors.length, 1);
+      // 4-bit steps are far coarser than a rank-one update: a visible share of ΔW is lost
+      assert.ok(loss.tensors[0]!.relativeError > 0.05, `relative error ${loss.tensors[0]!.relativeError}`);
+      assert.ok(loss.tensors[0]!.retained < 0.999);
+      assert.match(loss.warning, /q4_0 kept \d+\.\d% of ΔW/);
+      const edited = native.inspect(r.path).tensors.find((t) => t.name === 'blk.1.ffn_down.weight');
+      assert.equal(edited?.type, 'q4_0');
+      assert.equal(native.inspect(r.path).kv.find((k) => k.key === 'graft.edited_tensor_type')?.value, 'q4_0');
+      assert.deepEqual(listExports(db, ws.id)[0]!.verification, { ...r.verification, requantization: loss });
+    } finally {
+      db.close();
+    }
+  });
+
+  test('the combined adapter is rebuilt only when the enabled set changes, and an earlier set reuses its file', async () => {
+    const dir = tempDir();
+    const { db, ws } = await workspaceWithEdits(dir, generatedModel(native, dir, { arch: 'llama', type: 'f32' }));
+    const cache = path.join(dir, 'adapters');
+    try {
+      const both = stackAdapter(native, db, ws, cache);
+      assert.equal(both.rebuilt, true);
+      assert.equal(both.editIds.length, 2);
+      const again = stackAdapter(native, db, ws, cache);
+      assert.deepEqual([again.rebuilt, again.path], [false, both.path]);
+      setEnabled(db, both.editIds[1]!, false);
+      const first = stackAdapter(native, db, ws, cache);
+      assert.equal(first.rebuilt, true);
+      assert.notEqual(first.path, both.path);
+      assert.deepEqual(first.editIds, [both.editIds[0]]);
+      setEnabled(db, both.editIds[1]!, true);
+      assert.deepEqual(stackAdapter(native, db, ws, cache), { ...both, rebuilt: false });
+      setEnabled(db, both.editIds[0]!, false);
+      setEnabled(db, both.editIds[1]!, false);
+      assert.deepEqual(stackAdapter(native, db, ws, cache), { path: null, contentHash: null, editIds: [], rebuilt: false });
+      // the cached file is the stack: llama.cpp reads back exactly the first edit's factors
+      const graph = await openGraphModel(native, getModel(db, ws.modelId).path);
+      const [overlay] = overlaysFromLora(native, first.path!, graph.info);
+      graph.dispose();
+      const f = getEdit(db, both.editIds[0]!).factors[0]!;
+      assert.equal(overlay!.layer, f.layer);
+      // u vᵀ is what must survive (the adapter may split the scale between its two factors)
+      let worst = 0;
+      for (let e = 0; e < f.u.length; e += 7) for (let i = 0; i < f.v.length; i += 5) {
+        worst = Math.max(worst, Math.abs(overlay!.u[e]! * overlay!.v[i]! * (overlay!.scale ?? 1) - f.u[e]! * f.v[i]!));
+      }
+      assert.ok(worst < 1e-6, `the cached adapter's ΔW differs by ${worst}`);
+      assert.deepEqual(fs.readdirSync(cache).sort(), [path.basename(both.path!), path.basename(first.path!)].sort());
     } finally {
       db.close();
     }

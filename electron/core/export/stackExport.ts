@@ -16,11 +16,39 @@ import { filledPrompt, type EditRequest } from '../edits/request.ts';
 import { sha256OfFile } from '../models/modelInfo.ts';
 import type { GraftNative } from '../native/binding.ts';
 import type { GraphOverlay } from '../native/graphTypes.ts';
-import { getEdit, getModel, listEdits, recordExport, type EditRecord, type WorkspaceRecord } from '../store/repository.ts';
-import { nextTokenDistribution, withModel } from '../models/nodeLlamaProbe.ts';
-import { writeLoraAdapter } from './loraAdapter.ts';
+import { rememberedSha256 } from '../store/fileHashes.ts';
+import { getEdit, getModel, recordExport, type WorkspaceRecord } from '../store/repository.ts';
+import { nextTokenDistributions, withModel } from '../models/nodeLlamaProbe.ts';
+import { enabledStack, layerFactors, overlaysOf, writeStackAdapter, type StackEdit } from './editStack.ts';
 
 export type ExportFormat = 'lora' | 'gguf' | 'log' | 'card';
+
+/** Types a patched GGUF's edited tensors may be re-quantised to, each with a measured warning. */
+export const requantizeTypes = ['q8_0', 'q6_k', 'q5_k', 'q4_k', 'q4_0'] as const;
+export type RequantizeType = (typeof requantizeTypes)[number];
+
+export interface ExportOptions {
+  /** gguf only: re-quantise the edited ffn_down tensors instead of writing them as F16/F32. */
+  requantize?: RequantizeType;
+}
+
+/** What re-quantising did to each edited tensor's ΔW, measured before the file is written. */
+export interface RequantizationLoss {
+  type: RequantizeType;
+  tensors: { name: string; retained: number; relativeError: number }[];
+  /** Each edit's target probability with the exact stack and in the exported file. */
+  targets: { edit: number; exact: number; exported: number }[];
+  warning: string;
+}
+
+export interface Verification {
+  verified: boolean;
+  maxDifference: number;
+  tolerance: number;
+  prompts: number;
+  /** what the exported file was compared with */
+  against: 'exact stack' | 'own graph on the exported file';
+}
 
 export interface ExportResult {
   id: number;
@@ -28,58 +56,28 @@ export interface ExportResult {
   path: string;
   sha256: string;
   edits: number[];
-  verification: { verified: boolean; maxDifference: number; tolerance: number; prompts: number } | null;
-  /** Seconds per step: checking the base, writing, verifying, hashing the result. */
-  timings: { check: number; write: number; verify: number; hash: number };
+  verification: Verification | null;
+  requantization: RequantizationLoss | null;
+  /** Seconds per step: checking the base, writing, verifying, renaming and recording; `hash` (the output's sha256) runs during `verify`. */
+  timings: { check: number; write: number; verify: number; record: number; hash: number };
 }
 
-interface StackEdit {
-  record: EditRecord;
-  factors: { layer: number; rank: number; u: Float32Array; v: Float32Array }[];
+interface PatchedTensor {
+  name: string;
+  type: string;
+  f32: Float32Array;
 }
 
-function enabledStack(db: Database.Database, workspace: WorkspaceRecord): StackEdit[] {
-  const edits = listEdits(db, workspace.id).filter((e) => e.enabled && e.status === 'done');
-  if (edits.length === 0) throw new Error(`workspace '${workspace.name}' has no enabled edits to export`);
-  return edits.map((e) => ({ record: e, factors: getEdit(db, e.id).factors }));
-}
-
-/** Factors per layer, edits concatenated: ΔW_L = Σ_edits Σ_j u_j v_jᵀ. */
-function layerFactors(stack: StackEdit[]): Map<number, { u: Float32Array[]; v: Float32Array[] }> {
-  const byLayer = new Map<number, { u: Float32Array[]; v: Float32Array[] }>();
-  for (const e of stack) {
-    for (const f of e.factors) {
-      const entry = byLayer.get(f.layer) ?? { u: [], v: [] };
-      const nEmbd = f.u.length / f.rank, nFf = f.v.length / f.rank;
-      for (let j = 0; j < f.rank; j++) {
-        entry.u.push(f.u.subarray(j * nEmbd, (j + 1) * nEmbd));
-        entry.v.push(f.v.subarray(j * nFf, (j + 1) * nFf));
-      }
-      byLayer.set(f.layer, entry);
-    }
-  }
-  return byLayer;
-}
-
-function writeStackAdapter(native: GraftNative, file: string, arch: string, stack: StackEdit[]): void {
-  const factors = [...layerFactors(stack)].sort(([a], [b]) => a - b).map(([layer, { u, v }]) => {
-    const rank = u.length, nEmbd = u[0]!.length, nFf = v[0]!.length;
-    const a = new Float32Array(rank * nFf);
-    v.forEach((vj, j) => a.set(vj, j * nFf));
-    const b = new Float32Array(nEmbd * rank);  // B[e][j] = u_j[e]
-    u.forEach((uj, j) => { for (let e = 0; e < nEmbd; e++) b[e * rank + j] = uj[e]!; });
-    return { base: `blk.${layer}.ffn_down.weight`, nIn: nFf, nOut: nEmbd, rank, a, b };
-  });
-  writeLoraAdapter(native, file, { architecture: arch, name: `graft edits ${stack.map((e) => e.record.id).join(',')}`, factors });
-}
-
-async function writePatchedGguf(native: GraftNative, base: string, file: string, stack: StackEdit[], provenance: Record<string, string>): Promise<void> {
+/** Each edited ffn_down dequantised with ΔW added (n_embd rows of n_ff), and the base's values. */
+function patchedTensors(native: GraftNative, base: string, stack: StackEdit[], requantize: RequantizeType | undefined): { patched: PatchedTensor[]; original: Float32Array[] } {
   const info = native.inspect(base);
-  const replace = [...layerFactors(stack)].map(([layer, { u, v }]) => {
+  const original: Float32Array[] = [];
+  const patched = layerFactors(stack).map(({ layer, u, v }) => {
     const name = `blk.${layer}.ffn_down.weight`;
     const tensor = info.tensors.find((t) => t.name === name);
     if (!tensor) throw new Error(`${base} has no ${name}`);
-    const w = native.readTensor(base, name).values;  // dequantised, n_embd rows of n_ff
+    const w = native.readTensor(base, name).values;
+    if (requantize) original.push(w.slice());
     const nFf = v[0]!.length;
     for (let j = 0; j < u.length; j++) {
       const uj = u[j]!, vj = v[j]!;
@@ -90,41 +88,68 @@ async function writePatchedGguf(native: GraftNative, base: string, file: string,
         for (let i = 0; i < nFf; i++) w[row + i]! += s * vj[i]!;
       }
     }
-    return { name, type: tensor.type === 'F32' ? 'f32' : 'f16', f32: w };
+    return { name, type: requantize ?? (tensor.type === 'F32' ? 'f32' : 'f16'), f32: w };
   });
-  await native.rewrite(base, file, {
-    replace,
-    setKv: Object.entries(provenance).map(([key, value]) => ({ key: `graft.${key}`, type: 'str' as const, value })),
+  return { patched, original };
+}
+
+/**
+ * How much of ΔW survives re-quantisation: with ΔW' = deq(q(W + ΔW)) − W, the share of ΔW
+ * kept along its own direction (⟨ΔW', ΔW⟩/‖ΔW‖²) and the relative error ‖ΔW' − ΔW‖/‖ΔW‖.
+ */
+function requantizationError(native: GraftNative, tensors: PatchedTensor[], original: Float32Array[], nFf: number): RequantizationLoss['tensors'] {
+  return tensors.map((t, k) => {
+    const w0 = original[k]!;
+    const back = native.decode(native.encode(t.f32, t.type, nFf), t.type, t.f32.length);
+    let dot = 0, norm = 0, err = 0;
+    for (let i = 0; i < w0.length; i++) {
+      const want = t.f32[i]! - w0[i]!, got = back[i]! - w0[i]!;
+      dot += want * got;
+      norm += want * want;
+      err += (got - want) ** 2;
+    }
+    return { name: t.name, retained: norm > 0 ? dot / norm : 1, relativeError: norm > 0 ? Math.sqrt(err / norm) : 0 };
   });
 }
 
-function overlaysOf(stack: StackEdit[]): GraphOverlay[] {
-  return stack.flatMap((e) => e.factors.map((f) => ({ layer: f.layer, rank: f.rank, u: f.u, v: f.v })));
+interface Scores {
+  /** P(first target token) per edit, by llama.cpp on the exported file */
+  exported: number[];
+  /** the same by the own graph on the reference (exact stack, or the exported file itself) */
+  reference: number[];
+  /** the own graph with the exact stack, when the reference is the exported file */
+  exact: number[];
 }
 
 /**
  * Every edit's prompt scored by node-llama-cpp on the exported file (the adapter on the base,
- * or the patched model) against the own graph with the stack as overlays: the largest
- * difference of the next-token probability of each target's first token.
+ * or the patched model) and by Graft's own graph: with the exact stack as overlays, or, for a
+ * re-quantised file, on the file itself. The two engines run side by side.
  */
-async function verify(native: GraftNative, base: string, file: string, format: 'lora' | 'gguf', stack: StackEdit[]): Promise<{ maxDifference: number; prompts: number }> {
+async function score(native: GraftNative, base: string, file: string, format: 'lora' | 'gguf', stack: StackEdit[], requantized: boolean): Promise<Scores> {
   const graph = await openGraphModel(native, base);
   try {
-    const overlays = overlaysOf(stack);
-    let worst = 0, prompts = 0;
-    await withModel(format === 'gguf' ? file : base, async (model) => {
-      for (const e of stack) {
-        const request = e.record.request as EditRequest;
-        const text = filledPrompt(request);
-        const first = continuationTokens((t, s) => graph.tokenize(t, s), text, request.targetNew)[0]!;
-        const tokens = graph.tokenize(text, true);
-        const ours = await graph.run({ prompts: [tokens], logitRows: [{ prompt: 0, pos: tokens.length - 1 }], overlays });
-        const theirs = await nextTokenDistribution(model, text, true, format === 'lora' ? file : undefined);
-        worst = Math.max(worst, Math.abs(Math.exp(ours.logprobs[first]!) - (theirs.get(first) ?? 0)));
-        prompts++;
-      }
+    const prompts = stack.map((e) => {
+      const request = e.record.request as EditRequest;
+      const text = filledPrompt(request);
+      return { text, tokens: graph.tokenize(text, true), first: continuationTokens((t, s) => graph.tokenize(t, s), text, request.targetNew)[0]! };
     });
-    return { maxDifference: worst, prompts };
+    const ownScores = async (model: string, overlays: GraphOverlay[]): Promise<number[]> => {
+      const g = model === base ? graph : await openGraphModel(native, model);
+      try {
+        const r = await g.run({ prompts: prompts.map((p) => p.tokens), logitRows: prompts.map((p, i) => ({ prompt: i, pos: p.tokens.length - 1 })), overlays });
+        return prompts.map((p, i) => Math.exp(r.logprobs[i * r.nVocab + p.first]!));
+      } finally {
+        if (g !== graph) g.dispose();
+      }
+    };
+    const exactScores = ownScores(base, overlaysOf(stack));
+    const referenceScores = requantized ? ownScores(file, []) : exactScores;
+    const exported = await withModel(format === 'gguf' ? file : base, async (model) => {
+      const d = await nextTokenDistributions(model, prompts.map((p) => p.text), true, format === 'lora' ? file : undefined);
+      return prompts.map((p, i) => d[i]!.get(p.first) ?? 0);
+    });
+    return { exported, reference: await referenceScores, exact: await exactScores };
   } finally {
     graph.dispose();
   }
@@ -155,62 +180,104 @@ function modelCard(baseName: string, baseSha: string, stack: StackEdit[]): strin
   return lines.join('\n');
 }
 
-export async function exportStack(native: GraftNative, db: Database.Database, workspace: WorkspaceRecord, format: ExportFormat, out: string): Promise<ExportResult> {
-  const model = getModel(db, workspace.modelId);
-  if (!fs.existsSync(model.path)) throw new Error(`the base model ${model.path} is missing; exports need it`);
+function fsyncFile(file: string): void {
+  const fd = fs.openSync(file, 'r+');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function checkOutput(out: string, modelPath: string): string {
   const resolved = path.resolve(out);
-  if (resolved === path.resolve(model.path)) throw new Error('the output path is the base model itself; choose another file (the model is never modified)');
+  if (resolved === path.resolve(modelPath)) throw new Error('the output path is the base model itself; choose another file (the model is never modified)');
   if (fs.existsSync(resolved)) throw new Error(`${resolved} exists; choose another --out (exports never overwrite a file)`);
   const dir = path.dirname(resolved);
   if (!fs.existsSync(dir)) throw new Error(`the folder ${dir} does not exist`);
   try {
     fs.accessSync(dir, fs.constants.W_OK);
   } catch {
-    throw new Error(`the folder ${dir} is not writable`);
+    throw new Error(`the folder ${dir} is not writable; choose another --out`);
   }
+  return resolved;
+}
+
+export async function exportStack(native: GraftNative, db: Database.Database, workspace: WorkspaceRecord, format: ExportFormat, out: string, options: ExportOptions = {}): Promise<ExportResult> {
+  const model = getModel(db, workspace.modelId);
+  if (!fs.existsSync(model.path)) throw new Error(`the base model ${model.path} is missing; exports need it`);
+  if (options.requantize && format !== 'gguf') throw new Error('re-quantising applies to the patched GGUF only (--format gguf)');
+  if (options.requantize && !requantizeTypes.includes(options.requantize)) throw new Error(`cannot re-quantise to ${options.requantize}; choose one of ${requantizeTypes.join(', ')}`);
+  const resolved = checkOutput(out, model.path);
   const stack = enabledStack(db, workspace);
-  const timings = { check: 0, write: 0, verify: 0, hash: 0 };
+  if (stack.length === 0) throw new Error(`workspace '${workspace.name}' has no enabled edits to export`);
+  const timings = { check: 0, write: 0, verify: 0, record: 0, hash: 0 };
   let t = performance.now();
   const lap = (k: keyof typeof timings) => { const now = performance.now(); timings[k] += (now - t) / 1000; t = now; };
   if (format === 'gguf' || format === 'lora') {
-    const sha = await sha256OfFile(model.path);
-    if (sha !== model.sha256) throw new Error(`${model.path} changed since the edits were recorded (sha256 ${sha.slice(0, 12)}… ≠ ${model.sha256.slice(0, 12)}…); the edits belong to the old file`);
+    const { sha256 } = await rememberedSha256(db, model.path);
+    if (sha256 !== model.sha256) throw new Error(`${model.path} changed since the edits were recorded (sha256 ${sha256.slice(0, 12)}… ≠ ${model.sha256.slice(0, 12)}…); the edits belong to the old file`);
   }
   // A temporary name in the same folder: nothing appears under the final name until the file
   // is complete and verified.
-  const tmp = path.join(dir, `.${path.basename(resolved)}.graft-${process.pid}-${Date.now()}.tmp${format === 'lora' || format === 'gguf' ? '.gguf' : ''}`);
-  let verification: ExportResult['verification'] = null;
+  const tmp = path.join(path.dirname(resolved), `.${path.basename(resolved)}.graft-${process.pid}-${Date.now()}.tmp${format === 'lora' || format === 'gguf' ? '.gguf' : ''}`);
+  let verification: Verification | null = null;
+  let requantization: RequantizationLoss | null = null;
+  let hashing: Promise<string> | null = null;
   lap('check');
   try {
+    let retained: RequantizationLoss['tensors'] = [];
     if (format === 'lora') writeStackAdapter(native, tmp, model.arch, stack);
     else if (format === 'gguf') {
-      await writePatchedGguf(native, model.path, tmp, stack, {
-        base_sha256: model.sha256, edit_ids: stack.map((e) => e.record.id).join(','),
-        methods: [...new Set(stack.map((e) => e.record.method))].join(','), date: new Date().toISOString(),
+      const { patched, original } = patchedTensors(native, model.path, stack, options.requantize);
+      if (options.requantize) retained = requantizationError(native, patched, original, model.nFf);
+      await native.rewrite(model.path, tmp, {
+        replace: patched,
+        setKv: Object.entries({
+          base_sha256: model.sha256, edit_ids: stack.map((e) => e.record.id).join(','),
+          methods: [...new Set(stack.map((e) => e.record.method))].join(','), date: new Date().toISOString(),
+          edited_tensor_type: options.requantize ?? 'f16 (f32 where the base was f32)',
+        }).map(([key, value]) => ({ key: `graft.${key}`, type: 'str' as const, value })),
       });
     } else {
       fs.writeFileSync(tmp, format === 'log' ? editLog(db, stack) : modelCard(path.basename(model.path), model.sha256, stack));
-      const fd = fs.openSync(tmp, 'r+');
-      fs.fsyncSync(fd);
-      fs.closeSync(fd);
+      fsyncFile(tmp);
     }
     lap('write');
+    // the finished file is hashed while the engines verify it (the two use different cores)
+    const hashStart = performance.now();
+    hashing = sha256OfFile(tmp).then((h) => { timings.hash = (performance.now() - hashStart) / 1000; return h; });
     if (format === 'lora' || format === 'gguf') {
       const tolerance = format === 'gguf' ? 2e-3 : 1e-3;
-      const v = await verify(native, model.path, tmp, format, stack);
-      verification = { verified: v.maxDifference <= tolerance, maxDifference: v.maxDifference, tolerance, prompts: v.prompts };
+      const s = await score(native, model.path, tmp, format, stack, options.requantize !== undefined);
+      const maxDifference = Math.max(...s.exported.map((p, i) => Math.abs(p - s.reference[i]!)));
+      verification = { verified: maxDifference <= tolerance, maxDifference, tolerance, prompts: stack.length, against: options.requantize ? 'own graph on the exported file' : 'exact stack' };
       if (!verification.verified) {
-        throw new Error(`the exported ${format} does not reproduce the edits in node-llama-cpp (next-token probabilities differ by ${v.maxDifference.toExponential(2)} > ${tolerance}); nothing was written`);
+        throw new Error(`the exported ${format} does not reproduce ${options.requantize ? 'its own weights' : 'the edits'} in node-llama-cpp (next-token probabilities differ by ${maxDifference.toExponential(2)} > ${tolerance}); nothing was written`);
+      }
+      if (options.requantize) {
+        const targets = stack.map((e, i) => ({ edit: e.record.id, exact: s.exact[i]!, exported: s.exported[i]! }));
+        const worst = retained.reduce((w, r) => (r.relativeError > w.relativeError ? r : w), retained[0]!);
+        requantization = {
+          type: options.requantize, tensors: retained, targets,
+          warning: `re-quantising the edited tensors to ${options.requantize} kept ${(100 * worst.retained).toFixed(1)}% of ΔW in ${worst.name} (relative error ${worst.relativeError.toFixed(2)}); ` +
+            `target probabilities ${targets.map((x) => `${x.exact.toPrecision(3)}→${x.exported.toPrecision(3)}`).join(', ')} (exact → exported). Keep edited tensors at F16 or export the LoRA adapter to keep the edits whole.`,
+        };
       }
     }
+    const sha256 = await hashing;
     lap('verify');
     fs.renameSync(tmp, resolved);
+    const id = recordExport(db, {
+      workspaceId: workspace.id, kind: format, path: resolved, sha256,
+      verification: verification ? { ...verification, ...(requantization ? { requantization } : {}) } : null,
+      editIds: stack.map((e) => e.record.id),
+    });
+    lap('record');
+    return { id, format, path: resolved, sha256, edits: stack.map((e) => e.record.id), verification, requantization, timings };
   } catch (error) {
+    await hashing?.catch(() => undefined);
     fs.rmSync(tmp, { force: true });
     throw error;
   }
-  const sha256 = await sha256OfFile(resolved);
-  lap('hash');
-  const id = recordExport(db, { workspaceId: workspace.id, kind: format, path: resolved, sha256, verification, editIds: stack.map((e) => e.record.id) });
-  return { id, format, path: resolved, sha256, edits: stack.map((e) => e.record.id), verification, timings };
 }

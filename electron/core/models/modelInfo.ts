@@ -6,6 +6,7 @@ import path from 'node:path';
 
 import { getArrayLength, getInteger, getString, metadataOf, type Metadata } from '../gguf/metadata.ts';
 import type { GgufInspection, GraftNative } from '../native/binding.ts';
+import { statSignature } from '../util/fileSignature.ts';
 import { fileTypeName, isEditableArchitecture } from './architectures.ts';
 
 export interface ModelInfo {
@@ -31,10 +32,20 @@ export interface ModelInfo {
   notEditableReason: string | null;
 }
 
+// Within one process a model is hashed once while its signature stays the same (the app and a
+// sequence of edits would otherwise reread gigabytes per step).
+const hashedInProcess = new Map<string, { signature: string; sha256: string }>();
+
 export async function sha256OfFile(file: string): Promise<string> {
+  const resolved = path.resolve(file);
+  const before = statSignature(resolved);
+  const known = hashedInProcess.get(resolved);
+  if (known?.signature === before) return known.sha256;
   const hash = createHash('sha256');
-  for await (const chunk of fs.createReadStream(file, { highWaterMark: 4 << 20 })) hash.update(chunk as Buffer);
-  return hash.digest('hex');
+  for await (const chunk of fs.createReadStream(resolved, { highWaterMark: 4 << 20 })) hash.update(chunk as Buffer);
+  const sha256 = hash.digest('hex');
+  if (statSignature(resolved) === before) hashedInProcess.set(resolved, { signature: before, sha256 });
+  return sha256;
 }
 
 function vocabularySize(meta: Metadata, arch: string | null, inspection: GgufInspection): number | null {

@@ -20,6 +20,11 @@ export async function withModel<T>(modelPath: string, fn: (model: LlamaModel, ll
  * probabilities by ~1e-2.
  */
 export async function nextTokenDistribution(model: LlamaModel, text: string, exact = false, lora?: string): Promise<Map<number, number>> {
+  return (await nextTokenDistributions(model, [text], exact, lora))[0]!;
+}
+
+/** One distribution per text, all through one context (creating a context costs more than a short prompt). */
+export async function nextTokenDistributions(model: LlamaModel, texts: string[], exact = false, lora?: string): Promise<Map<number, number>[]> {
   const context = await model.createContext({
     contextSize: 256, threads: 1, batchSize: 256,
     ...(lora ? { lora: { adapters: [{ filePath: lora }] } } : {}),
@@ -27,14 +32,19 @@ export async function nextTokenDistribution(model: LlamaModel, text: string, exa
   });
   try {
     const bos = model.tokens.bos;
-    const tokens = [...(model.tokens.shouldPrependBosToken && bos !== null ? [bos] : []), ...model.tokenize(text)];
     const sequence = context.getSequence();
-    const results = await sequence.controlledEvaluate(
-      tokens.map((t, i) => (i === tokens.length - 1 ? [t, { generateNext: { probabilities: true } }] : t)),
-    );
-    const probabilities = results[tokens.length - 1]?.next?.probabilities;
-    if (!probabilities) throw new Error('node-llama-cpp returned no probabilities');
-    return new Map([...probabilities].map(([token, p]) => [token as number, p]));
+    const out: Map<number, number>[] = [];
+    for (const text of texts) {
+      const tokens = [...(model.tokens.shouldPrependBosToken && bos !== null ? [bos] : []), ...model.tokenize(text)];
+      await sequence.clearHistory();
+      const results = await sequence.controlledEvaluate(
+        tokens.map((t, i) => (i === tokens.length - 1 ? [t, { generateNext: { probabilities: true } }] : t)),
+      );
+      const probabilities = results[tokens.length - 1]?.next?.probabilities;
+      if (!probabilities) throw new Error('node-llama-cpp returned no probabilities');
+      out.push(new Map([...probabilities].map(([token, p]) => [token as number, p])));
+    }
+    return out;
   } finally {
     await context.dispose();
   }

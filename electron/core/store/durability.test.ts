@@ -56,6 +56,7 @@ describe('durability', () => {
     }
     assert.ok(saved.size >= 50, `only ${saved.size} edits were reported saved; the kills came too early to test anything`);
     assert.ok(exported.size >= 5, `only ${exported.size} exports completed`);
+    assert.ok([...exported.keys()].some((f) => f.endsWith('.gguf') && native.inspect(f).kv.some((k) => k.key === 'graft.base_sha256')), 'no patched GGUF export completed');
 
     const db = openDatabase(dbFile);
     try {

@@ -28,7 +28,7 @@ for (let i = 0; ; i++) {
   finishEdit(db, id, { templates: ['{}'], factors: [{ layer: 0, rank: 1, u, v }], timings: {}, preflight: {}, metrics: {}, adapterPath: null });
   say(`saved ${id} ${factorHash(u, v)}`);
   if (i % 3 === 2) {
-    const format = (['log', 'lora', 'card'] as const)[(i / 3) % 3 | 0]!;
+    const format = (['log', 'lora', 'card', 'gguf'] as const)[(((i / 3) | 0) + Number(seedText)) % 4]!;
     const file = path.join(outDir, `export-${seedText}-${i}.${format === 'log' ? 'jsonl' : format === 'card' ? 'md' : 'gguf'}`);
     const r = await exportStack(native, db, workspace, format, file);
     say(`exported ${r.path} ${r.sha256}`);

@@ -1,4 +1,4 @@
-// The only place with SQL: typed reads and writes of Graft's history, one transaction per
+// The only place with SQL (with migrations/): typed reads and writes of Graft's history, one transaction per
 // logical change, so an edit is either recorded with all its factors or not at all.
 import type Database from 'better-sqlite3';
 
@@ -236,4 +236,14 @@ export function listExports(db: Database.Database, workspaceId: number): ExportR
     verification: r.verification_json === null ? null : JSON.parse(r.verification_json) as { verified: boolean },
     editIds: (editsOf.all(r.id) as { edit_id: number }[]).map((x) => x.edit_id),
   }));
+}
+
+export function rememberedHash(db: Database.Database, file: string, signature: string): string | null {
+  const row = db.prepare('SELECT sha256 FROM file_hashes WHERE path = ? AND signature = ?').get(file, signature) as { sha256: string } | undefined;
+  return row?.sha256 ?? null;
+}
+
+export function rememberHash(db: Database.Database, file: string, signature: string, sha256: string): void {
+  db.prepare(`INSERT INTO file_hashes (path, signature, sha256) VALUES (?, ?, ?)
+    ON CONFLICT (path) DO UPDATE SET signature = excluded.signature, sha256 = excluded.sha256, hashed_at = excluded.hashed_at`).run(file, signature, sha256);
 }

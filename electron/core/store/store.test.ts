@@ -2,6 +2,7 @@
 // refused) and the repository (an edit is recorded with its exact factors, toggling, the
 // warning when an edit others were computed on is disabled, overlays of the enabled stack).
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
@@ -10,6 +11,7 @@ import Database from 'better-sqlite3';
 
 import { tempDir } from '../testing/fixtures.ts';
 import { openDatabase } from './database.ts';
+import { rememberedSha256 } from './fileHashes.ts';
 import { loadMigrations, migrate, schemaVersion } from './migrate.ts';
 import {
   beginEdit, enabledOverlays, failEdit, finishEdit, getEdit, listEdits, setEnabled, upsertModel, workspaceFor,
@@ -93,6 +95,28 @@ describe('history database', () => {
       assert.throws(() => finishEdit(db, first.id, { templates: [], factors: [], timings: null, preflight: null, metrics: null, adapterPath: null }), /UNIQUE|is not running/);
       assert.equal(getEdit(db, first.id).factors.length, 1, 'a refused second result leaves the first intact');
       assert.throws(() => getEdit(db, 999), /edit 999 is not in the history/);
+    } finally {
+      db.close();
+    }
+  });
+
+  test('a file hash is remembered while the file is unchanged and recomputed after any write', async () => {
+    const dir = tempDir();
+    const db = openDatabase(path.join(dir, 'graft.sqlite'));
+    const file = path.join(dir, 'model.gguf');
+    fs.writeFileSync(file, 'one');
+    try {
+      const first = await rememberedSha256(db, file);
+      assert.deepEqual(first, { sha256: createHash('sha256').update('one').digest('hex'), hashed: true });
+      assert.deepEqual(await rememberedSha256(db, file), { ...first, hashed: false });
+      // same size, mtime set back: ctime still moves, so the change is seen
+      const { atime, mtime } = fs.statSync(file);
+      fs.writeFileSync(file, 'two');
+      fs.utimesSync(file, atime, mtime);
+      assert.deepEqual(await rememberedSha256(db, file), { sha256: createHash('sha256').update('two').digest('hex'), hashed: true });
+      fs.renameSync(file, `${file}.old`);
+      fs.writeFileSync(file, 'two');
+      assert.equal((await rememberedSha256(db, file)).hashed, true, 'a replaced file (new inode) is hashed again');
     } finally {
       db.close();
     }
