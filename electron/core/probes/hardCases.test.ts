@@ -157,6 +157,9 @@ describe('hard cases without a model', () => {
       ['My best friend is {}', '{} is'],
     ];
     for (const [prompt, expected] of table) assert.equal(subjectFirstPrompt(prompt), expected, prompt);
+    const already = generateHardCases(characters, { ...request, prompt: '{} went to the' })[0]!;
+    assert.match(already.note ?? '', /already starts with its subject/);
+    assert.equal(generateHardCases(characters, request)[0]!.note, undefined);
   });
 
   test('the subject span is refused when the subject merges with its neighbours', () => {
@@ -183,6 +186,7 @@ describe('hard cases without a model', () => {
     assert.throws(() => generateHardCases(characters, request, { repeats: 1 }), /repeats must be an integer of at least 2/);
     assert.throws(() => generateHardCases(characters, request, { sameLayerEdits: 100 }), /sameLayerEdits must be an integer from 2/);
     assert.throws(() => generateHardCases(characters, request, { minTargetTokens: 0 }), /minTargetTokens/);
+    assert.throws(() => generateHardCases(characters, request, { repeats: 30 }), /distinct targets are available for 30 repeated edits/);
     assert.throws(() => generateHardCases(characters, { ...request, prompt: 'no marker' }), /request\.prompt: has no \{\}/);
   });
 });

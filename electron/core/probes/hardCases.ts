@@ -112,7 +112,8 @@ export function generateHardCases(vocabulary: HardCaseVocabulary, request: EditR
   // the researcher's subject.
   const otherSubject = { paraphrasePrompts: [], generationPrompts: [] };
 
-  add('subject-first', [{ prompt: subjectFirstPrompt(base.prompt), subject: base.subject.trim() }]);
+  add('subject-first', [{ prompt: subjectFirstPrompt(base.prompt), subject: base.subject.trim() }],
+    base.prompt.startsWith('{}') ? { note: 'the researcher\'s prompt already starts with its subject, so this case repeats that edit' } : {});
 
   const short = shortSubject(vocabulary, base.prompt, taken, rng('short-subject'));
   add('short-subject', [{ subject: short.subject, targetTrue: undefined, ...otherSubject }], short.note ? { note: short.note } : {});
@@ -125,6 +126,7 @@ export function generateHardCases(vocabulary: HardCaseVocabulary, request: EditR
   add('long-target', [{ targetNew: longTarget(vocabulary, fill(base), minTargetTokens, rng('long-target')) }]);
 
   const more = shuffled(places.filter((p) => !taken.has(p)), rng('repeated-subject')).slice(0, repeats - 1);
+  if (more.length < repeats - 1) throw new Error(`only ${more.length + 1} distinct targets are available for ${repeats} repeated edits`);
   const targets = [base.targetNew, ...more.map((p) => ` ${p}`)];
   // After the first edit the model's answer is the previous target, so that is what each
   // later edit changes.
