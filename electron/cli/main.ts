@@ -7,6 +7,7 @@ import { runInfo, infoUsage } from './commands/info.ts';
 import { keysUsage, logitsUsage, runKeys, runLogits } from './commands/inspect.ts';
 import { runMakeModel, makeModelUsage } from './commands/makeModel.ts';
 import { momentsUsage, runMoments } from './commands/moments.ts';
+import { probeUsage, runProbe } from './commands/probe.ts';
 import { runStart } from './commands/start.ts';
 import { UsageError, messageOf } from './errors.ts';
 
@@ -17,6 +18,7 @@ const commands: Record<string, { run: (argv: string[]) => Promise<void>; usage: 
   keys: { run: runKeys, usage: keysUsage, summary: 'the MLP key (input of blk.L.ffn_down.weight) at every position' },
   edit: { run: runEdit, usage: editUsage, summary: 'one ROME edit of a fact, written as a LoRA adapter, with metrics before and after' },
   export: { run: runExport, usage: exportUsage, summary: "a workspace's enabled edits as a LoRA adapter, a patched GGUF, an edit log or a model card (verified)" },
+  probe: { run: runProbe, usage: probeUsage, summary: 'collapse watch: sentence and corpus perplexity, KL to the base, hard cases, and a verdict' },
   history: { run: runHistory, usage: historyUsage, summary: 'the recorded edits, per workspace' },
   show: { run: runShow, usage: showUsage, summary: 'one recorded edit in full: request, settings, prefixes, factors, metrics' },
   toggle: { run: runToggle, usage: toggleUsage, summary: 'switch a recorded edit on or off in its workspace' },

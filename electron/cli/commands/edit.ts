@@ -10,6 +10,9 @@ import { romeEdit } from '../../core/edits/romeEdit.ts';
 import { openGraphModel } from '../../core/engine/graphModel.ts';
 import { describeModel } from '../../core/models/modelInfo.ts';
 import { rememberedSha256 } from '../../core/store/fileHashes.ts';
+import { watchWorkspace } from '../../core/probes/collapseWatch.ts';
+import { probeConfig } from '../../core/probes/probeConfig.ts';
+import { probeTable, thresholdsOption, verdictLines } from './probe.ts';
 import { defaultDatabasePath, openDatabase } from '../../core/store/database.ts';
 import { beginEdit, enabledOverlays, failEdit, finishEdit, recordStatistics, upsertModel, workspaceFor } from '../../core/store/repository.ts';
 import { loadNative } from '../../core/native/binding.ts';
@@ -18,7 +21,8 @@ import { UsageError } from '../errors.ts';
 
 export const editUsage = 'graft edit MODEL (--request FILE | --prompt P --subject S --target T [--target-true T]) [--db F] [--workspace W] [--layer L] ' +
   '[--corpus FILE] [--stats-tokens N] [--out ADAPTER|DIR] [--v-lr X] [--v-steps N] [--kl-factor X] [--v-weight-decay X] ' +
-  '[--clamp-norm-factor X] [--mom2-adjustment on|off] [--mom2-ridge X] [--seed N] [--threads N] [--json]';
+  '[--clamp-norm-factor X] [--mom2-adjustment on|off] [--mom2-ridge X] [--seed N] [--threads N] [--json]\n' +
+  '       [--no-probes | [--probe-set F] [--thresholds JSON|FILE] [--no-auto-disable]]';
 export const traceUsage = 'graft trace MODEL --prompt P --subject S [--samples N] [--noise X] [--seed N] [--threads N] [--json]';
 
 function numberOption(value: string | undefined, flag: string): number | undefined {
@@ -60,7 +64,9 @@ export async function runEdit(argv: string[]): Promise<void> {
     'v-lr': { type: 'string' }, 'v-steps': { type: 'string' }, 'kl-factor': { type: 'string' }, 'v-weight-decay': { type: 'string' },
     'clamp-norm-factor': { type: 'string' }, 'mom2-adjustment': { type: 'string' }, 'mom2-ridge': { type: 'string' }, seed: { type: 'string' },
     threads: { type: 'string' }, json: { type: 'boolean', default: false }, db: { type: 'string' }, workspace: { type: 'string' },
+    'no-probes': { type: 'boolean', default: false }, 'probe-set': { type: 'string' }, thresholds: { type: 'string' }, 'no-auto-disable': { type: 'boolean', default: false },
   }, editUsage);
+  const thresholds = thresholdsOption(values.thresholds);
   if (positionals.length !== 1) throw new UsageError(`give exactly one model file\nusage: ${editUsage}`);
   const modelPath = positionals[0]!;
   const request = readRequest(values);
@@ -126,8 +132,24 @@ export async function runEdit(argv: string[]): Promise<void> {
       templates: result.templates, factors: [{ layer: result.layer, rank: 1, u: result.u, v: result.v }],
       timings: result.timings, preflight: result.preflight, metrics: { before, after }, adapterPath: result.adapter,
     });
+    // the collapse watch: the default probes on the new stack, judged with the edit's preflight
+    let watch: Awaited<ReturnType<typeof watchWorkspace>> | null = null;
+    if (!values['no-probes']) {
+      const config = await probeConfig(values['probe-set'] !== undefined ? { probeSet: values['probe-set'] } : {}, graph.info.contextLength);
+      watch = await watchWorkspace(native, db, workspace, config, {
+        editId, autoDisable: !values['no-auto-disable'], ...(thresholds ? { thresholds } : {}),
+        ...(values.threads !== undefined ? { threads: threadsOption(values.threads)! } : {}),
+        onProgress: (p) => { if (!values.json) process.stderr.write(`\rprobes: ${p.probe} ${p.done}/${p.total}   `); },
+      });
+      if (!values.json) process.stderr.write('\n');
+    }
     const output = {
       edit: editId, workspace: workspace.name, stack: stack.length,
+      verdict: watch?.verdict ?? null,
+      probes: watch ? {
+        runId: watch.runId, judgement: watch.judgement, autoDisabled: watch.autoDisabled, editSet: watch.editSet, baselineReused: watch.baselineReused,
+        baseline: watch.baseline, results: watch.results, normGrowth: watch.normGrowth, seconds: watch.results.seconds,
+      } : null,
       adapter: result.adapter, layer: result.layer, request,
       factors: { u: Array.from(result.u), v: Array.from(result.v) },
       preflight: result.preflight, metrics: { before, after },
@@ -145,6 +167,8 @@ export async function runEdit(argv: string[]): Promise<void> {
           (request.targetTrue ? `   P(true) ${before.efficacy.pTrue.toFixed(4)} → ${after.efficacy.pTrue.toFixed(4)}` : ''),
         `preflight denominator ${result.preflight.denominator.toPrecision(4)}, ‖ΔW‖/‖W‖ ${result.preflight.relativeUpdateNorm.toPrecision(3)}` +
           (result.preflight.subjectIsFirstToken ? ', subject is the first token (prefixed keys used)' : ''),
+        ...(watch ? [probeTable(watch.results, watch.baseline), verdictLines(watch.judgement) +
+          (watch.autoDisabled ? `\nthe edit was switched off because it collapsed the model (graft toggle ${editId} on to keep it anyway; --no-auto-disable to keep such edits on)` : '')] : ['probes skipped (--no-probes)']),
         '',
       ].join('\n'));
     }

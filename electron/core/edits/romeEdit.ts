@@ -58,6 +58,8 @@ export interface RomeEditResult {
     denominator: number;
     /** ‖ΔW‖_F / ‖W‖_F for blk.L.ffn_down.weight. */
     relativeUpdateNorm: number;
+    /** denominator / (‖C⁻¹k*‖‖k*‖): near 0 when C⁻¹k* is almost orthogonal to k*, which inflates ΔW */
+    denominatorCosine: number;
     subjectIsFirstToken: boolean;
     statisticsTokens: number | null;
   };
@@ -124,9 +126,9 @@ async function covarianceSolve(native: GraftNative, graph: NativeGraphModel, o: 
   };
 }
 
-function frobenius(values: Float32Array): number {
+function frobenius(values: ArrayLike<number>): number {
   let s = 0;
-  for (const x of values) s += x * x;
+  for (let i = 0; i < values.length; i++) s += values[i]! * values[i]!;
   return Math.sqrt(s);
 }
 
@@ -186,6 +188,7 @@ export async function romeEdit(native: GraftNative, graph: NativeGraphModel, o: 
     layer: hp.layer, u: update.u, v: update.v, key: start.key, value: start.value, delta: value.delta, templates, hparams: hp,
     preflight: {
       denominator: update.denominator, relativeUpdateNorm,
+      denominatorCosine: update.denominator / (frobenius(update.v) * frobenius(start.key)),
       subjectIsFirstToken: firstToken,
       statisticsTokens: stats?.tokens ?? null,
     },

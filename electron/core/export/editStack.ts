@@ -26,17 +26,20 @@ export interface LayerFactors {
 }
 
 export function layerFactors(stack: StackEdit[]): LayerFactors[] {
+  return layerFactorsOf(overlaysOf(stack));
+}
+
+export function layerFactorsOf(overlays: GraphOverlay[]): LayerFactors[] {
   const byLayer = new Map<number, LayerFactors>();
-  for (const e of stack) {
-    for (const f of e.factors) {
-      const entry = byLayer.get(f.layer) ?? { layer: f.layer, u: [], v: [] };
-      const nEmbd = f.u.length / f.rank, nFf = f.v.length / f.rank;
-      for (let j = 0; j < f.rank; j++) {
-        entry.u.push(f.u.subarray(j * nEmbd, (j + 1) * nEmbd));
-        entry.v.push(f.v.subarray(j * nFf, (j + 1) * nFf));
-      }
-      byLayer.set(f.layer, entry);
+  for (const f of overlays) {
+    const entry = byLayer.get(f.layer) ?? { layer: f.layer, u: [], v: [] };
+    const nEmbd = f.u.length / f.rank, nFf = f.v.length / f.rank, scale = f.scale ?? 1;
+    for (let j = 0; j < f.rank; j++) {
+      const uj = f.u.subarray(j * nEmbd, (j + 1) * nEmbd);
+      entry.u.push(scale === 1 ? uj : uj.map((x) => x * scale));
+      entry.v.push(f.v.subarray(j * nFf, (j + 1) * nFf));
     }
+    byLayer.set(f.layer, entry);
   }
   return [...byLayer.values()].sort((a, b) => a.layer - b.layer);
 }
@@ -56,7 +59,11 @@ export function stackContentHash(arch: string, stack: StackEdit[]): string {
 }
 
 export function writeStackAdapter(native: GraftNative, file: string, arch: string, stack: StackEdit[]): void {
-  const factors = layerFactors(stack).map(({ layer, u, v }) => {
+  writeOverlayAdapter(native, file, arch, overlaysOf(stack), `graft edits ${stack.map((e) => e.record.id).join(',')}`);
+}
+
+export function writeOverlayAdapter(native: GraftNative, file: string, arch: string, overlays: GraphOverlay[], name: string): void {
+  const factors = layerFactorsOf(overlays).map(({ layer, u, v }) => {
     const rank = u.length, nEmbd = u[0]!.length, nFf = v[0]!.length;
     const a = new Float32Array(rank * nFf);
     v.forEach((vj, j) => a.set(vj, j * nFf));
@@ -64,5 +71,5 @@ export function writeStackAdapter(native: GraftNative, file: string, arch: strin
     u.forEach((uj, j) => { for (let e = 0; e < nEmbd; e++) b[e * rank + j] = uj[e]!; });
     return { base: `blk.${layer}.ffn_down.weight`, nIn: nFf, nOut: nEmbd, rank, a, b };
   });
-  writeLoraAdapter(native, file, { architecture: arch, name: `graft edits ${stack.map((e) => e.record.id).join(',')}`, factors });
+  writeLoraAdapter(native, file, { architecture: arch, name, factors });
 }

@@ -1,4 +1,4 @@
-// The only place with SQL (with migrations/): typed reads and writes of Graft's history, one transaction per
+// Graft's history (store/ is the only place with SQL): typed reads and writes, one transaction per
 // logical change, so an edit is either recorded with all its factors or not at all.
 import type Database from 'better-sqlite3';
 
