@@ -211,6 +211,11 @@ int32_t LlamaSession::bos_token_if_added() const {
     return llama_vocab_get_add_bos(vocab) ? llama_vocab_bos(vocab) : -1;
 }
 
+int32_t LlamaSession::bos_token() const {
+    const llama_token bos = llama_vocab_bos(llama_model_get_vocab(model_));
+    return bos == LLAMA_TOKEN_NULL ? -1 : bos;
+}
+
 void LlamaSession::check_layer(int layer) const {
     if (layer < 0 || layer >= n_layer()) {
         throw GraftError("layer " + std::to_string(layer) + " is out of range (the model has " + std::to_string(n_layer()) +

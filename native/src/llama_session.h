@@ -89,6 +89,8 @@ public:
     int n_gpu_layers() const { return n_gpu_layers_; }
     // The vocabulary's BOS token when the model adds one to every text, else -1.
     int32_t bos_token_if_added() const;
+    // The vocabulary's BOS token whether or not the model adds it, else -1.
+    int32_t bos_token() const;
     std::string token_piece(int32_t token) const;
 
     // llama.cpp's own control vector: d added to l_out-L for every token (nullptr clears

@@ -87,6 +87,8 @@ public:
             InstanceAccessor("nEmbd", &JsSession::NEmbd, nullptr),
             InstanceAccessor("nVocab", &JsSession::NVocab, nullptr),
             InstanceAccessor("contextSize", &JsSession::ContextSize, nullptr),
+            InstanceAccessor("bosToken", &JsSession::BosToken, nullptr),
+            InstanceAccessor("addsBos", &JsSession::AddsBos, nullptr),
         });
         auto * ref = new Napi::FunctionReference(Napi::Persistent(f));
         env.SetInstanceData<Napi::FunctionReference>(ref);
@@ -144,6 +146,16 @@ private:
     Napi::Value NEmbd(const Napi::CallbackInfo & info) { return guard(info.Env(), [&]() -> Napi::Value { return Napi::Number::New(info.Env(), session().n_embd()); }); }
     Napi::Value NVocab(const Napi::CallbackInfo & info) { return guard(info.Env(), [&]() -> Napi::Value { return Napi::Number::New(info.Env(), session().n_vocab()); }); }
     Napi::Value ContextSize(const Napi::CallbackInfo & info) { return guard(info.Env(), [&]() -> Napi::Value { return Napi::Number::New(info.Env(), session().n_ctx()); }); }
+
+    Napi::Value BosToken(const Napi::CallbackInfo & info) {
+        return guard(info.Env(), [&]() -> Napi::Value {
+            const int32_t bos = session().bos_token();
+            return bos < 0 ? info.Env().Null() : Napi::Number::New(info.Env(), bos);
+        });
+    }
+    Napi::Value AddsBos(const Napi::CallbackInfo & info) {
+        return guard(info.Env(), [&]() -> Napi::Value { return Napi::Boolean::New(info.Env(), session().bos_token_if_added() >= 0); });
+    }
 
     std::unique_ptr<LlamaSession> session_;
 };

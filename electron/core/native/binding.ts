@@ -215,6 +215,10 @@ export interface NativeLlamaSession {
   readonly nEmbd: number;
   readonly nVocab: number;
   readonly contextSize: number;
+  /** The vocabulary's BOS token (null when it has none). */
+  readonly bosToken: number | null;
+  /** Whether tokenize(text, true) starts texts with BOS (the vocabulary's add_bos). */
+  readonly addsBos: boolean;
   tokenize(text: string, addSpecial?: boolean): Int32Array;
   tokenPiece(token: number): string;
   evaluate(tokens: Int32Array, request?: EvaluateRequest): Promise<EvaluateResult>;
