@@ -4,11 +4,11 @@
 // unless it asks for whole rows) and, at chosen positions, the full next-token log-prob row.
 // These are the raw numbers behind corpus perplexity, sentence perplexity and KL to base.
 //
-// Sequences shorter than the context are packed side by side into one llama_decode, each
-// under its own sequence id of the (unified) KV cache with positions from 0: a probe set of
-// many short sentences then costs a few forward passes instead of one per sentence, and
-// perplexity chunks smaller than the session's context run several per pass, as llama.cpp's
-// perplexity tool does with n_batch > n_ctx.
+// Sequences can be packed side by side into one llama_decode, each under its own sequence id
+// of the (unified) KV cache with positions from 0, so that many short sentences cost a few
+// forward passes. On the CPU this measured slower than one decode per sequence (attention
+// then spans every packed token, and the per-decode overhead is small), so packing is off
+// unless asked for; it is meant for devices where each decode has a large fixed cost.
 #include <cstdint>
 #include <vector>
 
@@ -31,8 +31,9 @@ struct SequenceScores {
 };
 
 struct ScoreOptions {
-    // At most this many sequences share one decode (0: as many as fit; llama.cpp allows 256).
-    int max_sequences_per_decode = 0;
+    // At most this many sequences share one decode (0: as many as fit the context, up to
+    // llama.cpp's 256 sequence ids).
+    int max_sequences_per_decode = 1;
 };
 
 struct ScoreOutcome {

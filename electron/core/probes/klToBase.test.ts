@@ -65,13 +65,18 @@ describe('KL to the base model', () => {
     for (const scale of [0.5, 1, 2]) {
       results.push(await withSession(model, { path: adapter, scale }, async (s) => {
         const r = await klToBase(s, base);
-        // Independent check of the KL of prompt 0: its log-probs from evaluate, not score.
-        const tokens = s.tokenize(prompts[0]!, true);
+        // Independent check on the prompt that moved most (where KL(b‖e) and KL(e‖b) differ
+        // clearly): its log-probs from evaluate, not score. evaluate asks logits for every
+        // position, so llama.cpp's last layer runs other matmul shapes: agreement to ~1e-7 in
+        // log-probs, not bit for bit.
+        const top = r.prompts.reduce((m, p) => (p.kl > m.kl ? p : m));
+        const tokens = s.tokenize(prompts[top.index]!, true);
         const ev = await s.evaluate(tokens);
         const edited = ev.logprobs!.subarray((tokens.length - 1) * ev.nVocab, tokens.length * ev.nVocab);
+        const b = base.logprobs.subarray(top.index * ev.nVocab, (top.index + 1) * ev.nVocab);
         let kl = 0;
-        for (let t = 0; t < ev.nVocab; t++) kl += Math.exp(base.logprobs[t]!) * (base.logprobs[t]! - edited[t]!);
-        assert.ok(Math.abs(r.prompts[0]!.kl - kl) <= 1e-6 * Math.max(kl, 1e-3), `prompt 0: ${r.prompts[0]!.kl} vs ${kl}`);
+        for (let t = 0; t < ev.nVocab; t++) kl += Math.exp(b[t]!) * (b[t]! - edited[t]!);
+        assert.ok(Math.abs(top.kl - kl) <= 1e-5 * kl + 1e-8, `prompt ${top.index}: ${top.kl} vs ${kl}`);
         return r;
       }));
     }

@@ -57,7 +57,6 @@ describe('corpus perplexity (llama.cpp method)', () => {
 
   test('stories260K: equals a direct computation from per-position log-probs and node-llama-cpp\'s scoring', { skip: stories.skip }, async () => {
     const nCtx = 128;
-    // A 512 context packs four 128-token chunks per decode; the reference evaluates them one by one.
     const session = await openLlamaSession(native, stories.path!, { contextSize: 512, threads: 1 });
     try {
       const text = corpusText(2400);
@@ -71,6 +70,10 @@ describe('corpus perplexity (llama.cpp method)', () => {
       assert.ok(result.ppl > 1 && result.ppl < 512, `a trained model's ppl should be modest, got ${result.ppl}`);
       const chunkMean = result.perChunk.reduce((a, c) => a + c.nllMean, 0) / result.perChunk.length;
       assert.ok(Math.abs(chunkMean - result.nllMean) < 1e-12, 'chunks score equally many tokens, so their means average to the total');
+
+      // A 512 context holds four 128-token chunks side by side: the same numbers in fewer decodes.
+      const packed = await corpusPerplexity(session, text, { nCtx, maxSequencesPerDecode: 4 });
+      assert.ok(Math.abs(packed.ppl / direct.ppl - 1) <= 1e-6, `packed ppl ${packed.ppl} vs direct ${direct.ppl}`);
 
       const theirs = await withModel(stories.path!, (m) => tokenNlls(m, direct.chunkTokens.map((tokens) => ({ tokens, scoreFrom: nCtx / 2 + 1 })), nCtx));
       const flat = theirs.flat();

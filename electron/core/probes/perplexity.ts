@@ -11,6 +11,8 @@ export interface PerplexityOptions {
   nCtx?: number;
   /** Score at most this many chunks (llama.cpp's --chunks). Default: every whole chunk. */
   maxChunks?: number;
+  /** Chunks evaluated side by side per decode when the session's context holds several (see ScoreOptions; default 1). */
+  maxSequencesPerDecode?: number;
   onProgress?: (progress: { chunksDone: number; chunksTotal: number }) => void;
   signal?: AbortSignal;
 }
@@ -65,9 +67,9 @@ export async function tokenPerplexity(session: NativeLlamaSession, tokens: Int32
   const first = Math.floor(nCtx / 2);
   const bos = session.addsBos ? session.bosToken : null;
 
-  // Enough chunks per native call to fill several decodes, so the JS round trip is noise,
-  // yet progress and cancellation still come often.
-  const perCall = Math.max(1, Math.floor(session.contextSize / nCtx)) * 4;
+  // Several chunks per native call, so the JS round trip is noise, yet progress and
+  // cancellation still come often.
+  const perCall = 8;
   const perChunk: ChunkPerplexity[] = [];
   let nllSum = 0;
   let nllSqSum = 0;
@@ -81,7 +83,7 @@ export async function tokenPerplexity(session: NativeLlamaSession, tokens: Int32
       // Position p predicts token p+1; llama.cpp scores positions first … nCtx−2.
       requests.push({ tokens: chunk, scoreFrom: first + 1, scoreTo: nCtx });
     }
-    const scored = await session.score(requests);
+    const scored = await session.score(requests, options.maxSequencesPerDecode === undefined ? {} : { maxSequencesPerDecode: options.maxSequencesPerDecode });
     scored.sequences.forEach((s, i) => {
       let chunkSum = 0;
       for (const nll of s.nll) {

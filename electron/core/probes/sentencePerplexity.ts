@@ -13,6 +13,8 @@ export interface SentencePerplexityOptions {
   bos?: boolean;
   /** How many of the highest-perplexity sentences to list (default 5). */
   worst?: number;
+  /** Sentences evaluated side by side per decode (see ScoreOptions; default 1). */
+  maxSequencesPerDecode?: number;
   onProgress?: (progress: { sentencesDone: number; sentencesTotal: number }) => void;
   signal?: AbortSignal;
 }
@@ -39,7 +41,7 @@ export interface SentencePerplexityResult {
   skipped: number[];
   tokensScored: number;
   bos: boolean;
-  /** Forward passes used (sentences share them, packed side by side). */
+  /** Forward passes used. */
   decodes: number;
   seconds: number;
 }
@@ -72,7 +74,7 @@ export async function sentencePerplexity(session: NativeLlamaSession, sentences:
   });
   if (requests.length === 0) throw new Error(`none of the ${sentences.length} sentences has a token to score (each needs at least ${bos ? 1 : 2} token${bos ? '' : 's'})`);
 
-  // Many sentences per native call: the session packs them side by side into its context.
+  // Many sentences per native call: one worker job, one promise, for the lot.
   const perCall = 256;
   const scores: SentenceScore[] = [];
   let nllSum = 0;
@@ -81,7 +83,7 @@ export async function sentencePerplexity(session: NativeLlamaSession, sentences:
   for (let start = 0; start < requests.length; start += perCall) {
     options.signal?.throwIfAborted();
     const part = requests.slice(start, start + perCall);
-    const result = await session.score(part.map((r) => r.request));
+    const result = await session.score(part.map((r) => r.request), options.maxSequencesPerDecode === undefined ? {} : { maxSequencesPerDecode: options.maxSequencesPerDecode });
     decodes += result.decodes;
     result.sequences.forEach((s, i) => {
       let sum = 0;
