@@ -143,6 +143,9 @@ LlamaSession::LlamaSession(const std::string & path, const SessionOptions & opti
     cp.n_ctx = static_cast<uint32_t>(n_ctx_);
     cp.n_batch = cp.n_ubatch = static_cast<uint32_t>(n_ctx_);
     cp.n_seq_max = 1;
+    // One KV stream shared by all sequence ids: score() packs several short sequences into
+    // one decode, while a single sequence still gets the whole context.
+    cp.kv_unified = true;
     cp.n_threads = cp.n_threads_batch = std::max(1, options.n_threads);
     cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
     cp.type_k = GGML_TYPE_F32;
@@ -206,6 +209,11 @@ int LlamaSession::n_ff(int layer) const {
 int32_t LlamaSession::bos_token_if_added() const {
     const llama_vocab * vocab = llama_model_get_vocab(model_);
     return llama_vocab_get_add_bos(vocab) ? llama_vocab_bos(vocab) : -1;
+}
+
+int32_t LlamaSession::bos_token() const {
+    const llama_token bos = llama_vocab_bos(llama_model_get_vocab(model_));
+    return bos == LLAMA_TOKEN_NULL ? -1 : bos;
 }
 
 void LlamaSession::check_layer(int layer) const {
@@ -316,6 +324,18 @@ EvalResult LlamaSession::evaluate(const std::vector<int32_t> & tokens, const Cap
         }
     }
     return result;
+}
+
+ScoreOutcome LlamaSession::score(const std::vector<ScoreSequence> & sequences, const ScoreOptions & options) {
+    capture_->active = false;  // nothing to capture: the eval callback declines every node
+    LogCapture capture;
+    try {
+        return score_sequences(ctx_, n_ctx_, sequences, options);
+    } catch (const GraftError & e) {
+        const std::string why = capture.last_error();
+        if (why.empty()) throw;
+        throw GraftError(std::string(e.what()) + ": " + why);
+    }
 }
 
 }  // namespace graft

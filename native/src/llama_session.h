@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "llama.h"
+#include "token_scoring.h"
 
 namespace graft {
 
@@ -75,6 +76,9 @@ public:
 
     std::vector<int32_t> tokenize(const std::string & text, bool add_special) const;
     EvalResult evaluate(const std::vector<int32_t> & tokens, const CaptureRequest & request);
+    // Per-token NLLs and chosen log-prob rows of many sequences, packed into as few decodes
+    // as the context allows (see token_scoring.h). Uses the session's LoRA adapters.
+    ScoreOutcome score(const std::vector<ScoreSequence> & sequences, const ScoreOptions & options);
 
     int n_layer() const;
     int n_embd() const;
@@ -85,6 +89,8 @@ public:
     int n_gpu_layers() const { return n_gpu_layers_; }
     // The vocabulary's BOS token when the model adds one to every text, else -1.
     int32_t bos_token_if_added() const;
+    // The vocabulary's BOS token whether or not the model adds it, else -1.
+    int32_t bos_token() const;
     std::string token_piece(int32_t token) const;
 
     // llama.cpp's own control vector: d added to l_out-L for every token (nullptr clears

@@ -79,6 +79,7 @@ public:
             InstanceMethod("tokenize", &JsSession::Tokenize),
             InstanceMethod("tokenPiece", &JsSession::TokenPiece),
             InstanceMethod("evaluate", &JsSession::Evaluate),
+            InstanceMethod("score", &JsSession::Score),
             InstanceMethod("setControlVector", &JsSession::SetControlVector),
             InstanceMethod("secondMoments", &JsSession::SecondMoments),
             InstanceMethod("dispose", &JsSession::Dispose),
@@ -86,6 +87,8 @@ public:
             InstanceAccessor("nEmbd", &JsSession::NEmbd, nullptr),
             InstanceAccessor("nVocab", &JsSession::NVocab, nullptr),
             InstanceAccessor("contextSize", &JsSession::ContextSize, nullptr),
+            InstanceAccessor("bosToken", &JsSession::BosToken, nullptr),
+            InstanceAccessor("addsBos", &JsSession::AddsBos, nullptr),
         });
         auto * ref = new Napi::FunctionReference(Napi::Persistent(f));
         env.SetInstanceData<Napi::FunctionReference>(ref);
@@ -117,6 +120,7 @@ private:
     }
 
     Napi::Value Evaluate(const Napi::CallbackInfo & info);
+    Napi::Value Score(const Napi::CallbackInfo & info);
     Napi::Value SecondMoments(const Napi::CallbackInfo & info);
 
     Napi::Value SetControlVector(const Napi::CallbackInfo & info) {
@@ -142,6 +146,16 @@ private:
     Napi::Value NEmbd(const Napi::CallbackInfo & info) { return guard(info.Env(), [&]() -> Napi::Value { return Napi::Number::New(info.Env(), session().n_embd()); }); }
     Napi::Value NVocab(const Napi::CallbackInfo & info) { return guard(info.Env(), [&]() -> Napi::Value { return Napi::Number::New(info.Env(), session().n_vocab()); }); }
     Napi::Value ContextSize(const Napi::CallbackInfo & info) { return guard(info.Env(), [&]() -> Napi::Value { return Napi::Number::New(info.Env(), session().n_ctx()); }); }
+
+    Napi::Value BosToken(const Napi::CallbackInfo & info) {
+        return guard(info.Env(), [&]() -> Napi::Value {
+            const int32_t bos = session().bos_token();
+            return bos < 0 ? info.Env().Null() : Napi::Number::New(info.Env(), bos);
+        });
+    }
+    Napi::Value AddsBos(const Napi::CallbackInfo & info) {
+        return guard(info.Env(), [&]() -> Napi::Value { return Napi::Boolean::New(info.Env(), session().bos_token_if_added() >= 0); });
+    }
 
     std::unique_ptr<LlamaSession> session_;
 };
@@ -183,6 +197,66 @@ Napi::Value JsSession::Evaluate(const Napi::CallbackInfo & info) {
         return PromiseWorker<EvalResult>::start(info.Env(),
             [this, job] { return session().evaluate(job->first, job->second); },
             [logprobs](Napi::Env env, EvalResult & r) -> Napi::Value { return evaluation_to_js(env, r, logprobs); },
+            [this] { busy = false; }, Value());
+    });
+}
+
+std::vector<ScoreSequence> score_requests(const Napi::Value & v) {
+    if (!v.IsArray()) throw GraftError("score needs an array of {tokens, scoreFrom?, scoreTo?, rows?}");
+    const auto a = v.As<Napi::Array>();
+    std::vector<ScoreSequence> out(a.Length());
+    for (uint32_t i = 0; i < a.Length(); ++i) {
+        const std::string what = "sequences[" + std::to_string(i) + "]";
+        if (!a.Get(i).IsObject()) throw GraftError(what + " must be an object {tokens, scoreFrom?, scoreTo?, rows?}");
+        const auto o = a.Get(i).As<Napi::Object>();
+        const Napi::Value tokens = o.Get("tokens");
+        if (!tokens.IsTypedArray() || tokens.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
+            throw GraftError(what + ".tokens must be an Int32Array");
+        }
+        const auto t = tokens.As<Napi::Int32Array>();
+        out[i].tokens.assign(t.Data(), t.Data() + t.ElementLength());
+        if (!o.Get("scoreFrom").IsUndefined()) out[i].score_begin = int_field(o, "scoreFrom", what);
+        out[i].score_end = o.Get("scoreTo").IsUndefined() ? static_cast<int>(out[i].tokens.size()) : int_field(o, "scoreTo", what);
+        if (out[i].score_end < 0) throw GraftError(what + ".scoreTo must not be negative");
+        out[i].row_positions = int_list(o.Get("rows"), what + ".rows");
+    }
+    return out;
+}
+
+Napi::Value scores_to_js(Napi::Env env, ScoreOutcome & r, int n_vocab) {
+    auto o = Napi::Object::New(env);
+    auto list = Napi::Array::New(env, r.sequences.size());
+    for (size_t i = 0; i < r.sequences.size(); ++i) {
+        const SequenceScores & s = r.sequences[i];
+        auto item = Napi::Object::New(env);
+        auto nll = Napi::Float64Array::New(env, s.nll.size());
+        std::copy(s.nll.begin(), s.nll.end(), nll.Data());
+        item.Set("nll", nll);
+        if (!s.rows.empty()) item.Set("rows", to_f32(env, s.rows));
+        list.Set(static_cast<uint32_t>(i), item);
+    }
+    o.Set("sequences", list);
+    o.Set("nVocab", n_vocab);
+    o.Set("decodes", r.decodes);
+    o.Set("tokensEvaluated", static_cast<double>(r.tokens_evaluated));
+    return o;
+}
+
+Napi::Value JsSession::Score(const Napi::CallbackInfo & info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+        const int n_vocab = session().n_vocab();
+        auto sequences = std::make_shared<std::vector<ScoreSequence>>(score_requests(info[0]));
+        ScoreOptions options;
+        if (info.Length() > 1 && info[1].IsObject()) {
+            const auto o = info[1].As<Napi::Object>();
+            if (!o.Get("maxSequencesPerDecode").IsUndefined()) {
+                options.max_sequences_per_decode = int_field(o, "maxSequencesPerDecode", "the options");
+            }
+        }
+        if (busy.exchange(true)) throw GraftError("this session is already evaluating; wait for it to finish");
+        return PromiseWorker<ScoreOutcome>::start(info.Env(),
+            [this, sequences, options] { return session().score(*sequences, options); },
+            [n_vocab](Napi::Env env, ScoreOutcome & r) -> Napi::Value { return scores_to_js(env, r, n_vocab); },
             [this] { busy = false; }, Value());
     });
 }

@@ -1,6 +1,6 @@
 // Next-token probabilities as node-llama-cpp (llama.cpp) computes them: the independent
 // reference Graft checks its own computations and every export against.
-import type { Llama, LlamaModel } from 'node-llama-cpp';
+import type { ControlledEvaluateInputItem, Llama, LlamaModel, Token } from 'node-llama-cpp';
 
 import { getSharedLlama } from '../models/llama.ts';
 
@@ -56,6 +56,39 @@ export async function greedyCompletion(model: LlamaModel, text: string, maxToken
   try {
     const completion = new LlamaCompletion({ contextSequence: context.getSequence() });
     return await completion.generateCompletion(text, { maxTokens, temperature: 0 });
+  } finally {
+    await context.dispose();
+  }
+}
+
+/**
+ * -log p(tokens[j] | tokens[0..j-1]) for j in [scoreFrom, tokens.length) of each sequence,
+ * each evaluated from an empty context (F32 cache, no flash attention), from
+ * node-llama-cpp's next-token probabilities: the reference for Graft's native scoring.
+ */
+export async function tokenNlls(model: LlamaModel, sequences: { tokens: ArrayLike<number>; scoreFrom: number }[], contextSize: number): Promise<number[][]> {
+  const context = await model.createContext({
+    contextSize, batchSize: contextSize, threads: 1, flashAttention: false,
+    experimentalKvCacheKeyType: 'F32', experimentalKvCacheValueType: 'F32',
+  });
+  try {
+    const sequence = context.getSequence();
+    const out: number[][] = [];
+    for (const { tokens, scoreFrom } of sequences) {
+      await sequence.clearHistory();
+      const items = Array.from(tokens, (t, i): ControlledEvaluateInputItem => (i >= scoreFrom - 1 && i < tokens.length - 1
+        ? [t as Token, { generateNext: { probabilities: true } }]
+        : t as Token));
+      const results = await sequence.controlledEvaluate(items);
+      const nlls: number[] = [];
+      for (let j = scoreFrom; j < tokens.length; j++) {
+        const p = results[j - 1]?.next?.probabilities?.get(tokens[j]! as Token);
+        if (p === undefined) throw new Error(`node-llama-cpp returned no probability for token ${j}`);
+        nlls.push(-Math.log(p));
+      }
+      out.push(nlls);
+    }
+    return out;
   } finally {
     await context.dispose();
   }

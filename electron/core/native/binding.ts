@@ -176,14 +176,57 @@ export interface EvaluateResult {
   residuals: Record<string, Float32Array>;
 }
 
+/**
+ * One token sequence to score, evaluated as given (positions from 0; the caller decides
+ * about BOS). Targets j in [scoreFrom, scoreTo) get -log p(tokens[j] | tokens[0..j-1]).
+ */
+export interface ScoreSequenceRequest {
+  tokens: Int32Array;
+  /** First scored target (default 1: token 0 has no prediction before it). */
+  scoreFrom?: number;
+  /** One past the last scored target (default tokens.length). */
+  scoreTo?: number;
+  /** Positions p whose full next-token log-prob row (given tokens[0..p]) is returned. */
+  rows?: number[];
+}
+
+export interface ScoreSequenceResult {
+  /** Per target, natural-log NLL computed in double in native code. */
+  nll: Float64Array;
+  /** rows.length × nVocab log-probabilities (absent when no rows were asked for). */
+  rows?: Float32Array;
+}
+
+export interface ScoreOptions {
+  /**
+   * At most this many sequences share one decode, side by side in the context (0: as many as
+   * fit, ≤ 256). Default 1: on the CPU packing measured slower than a decode per sequence.
+   */
+  maxSequencesPerDecode?: number;
+}
+
+export interface ScoreResult {
+  sequences: ScoreSequenceResult[];
+  nVocab: number;
+  /** llama_decode calls made. */
+  decodes: number;
+  tokensEvaluated: number;
+}
+
 export interface NativeLlamaSession {
   readonly nLayer: number;
   readonly nEmbd: number;
   readonly nVocab: number;
   readonly contextSize: number;
+  /** The vocabulary's BOS token (null when it has none). */
+  readonly bosToken: number | null;
+  /** Whether tokenize(text, true) starts texts with BOS (the vocabulary's add_bos). */
+  readonly addsBos: boolean;
   tokenize(text: string, addSpecial?: boolean): Int32Array;
   tokenPiece(token: number): string;
   evaluate(tokens: Int32Array, request?: EvaluateRequest): Promise<EvaluateResult>;
+  /** Per-token NLLs (and chosen log-prob rows) of many sequences, off the main thread, with the session's LoRA adapters. */
+  score(sequences: ScoreSequenceRequest[], options?: ScoreOptions): Promise<ScoreResult>;
   /**
    * llama.cpp's own control vector: values added to l_out-L at every position (null
    * clears it; layer 0 is not supported by llama.cpp). An independent check of patching.
