@@ -15,7 +15,7 @@ before(async () => {
 });
 
 /** A slice of tinyshakespeare when GRAFT_TEST_DATA is set, else a made-up story. */
-export function corpusText(chars: number): string {
+function corpusText(chars: number): string {
   const dir = process.env.GRAFT_TEST_DATA;
   const file = dir ? path.join(dir, 'tinyshakespeare.txt') : '';
   if (file && fs.existsSync(file)) return fs.readFileSync(file, 'utf8').slice(0, chars);
