@@ -289,7 +289,8 @@ describe('graft edit and graft trace', () => {
     fs.mkdirSync(out);
     const stats = path.join(dir, 'stats');
     const db = path.join(dir, 'history.sqlite');
-    const common = ['--layer', '0', '--v-steps', '5', '--stats-tokens', '512', '--out', out, '--db', db, '--json'];
+    // random weights: the watch may judge any edit harshly, and this test is about the stack
+    const common = ['--layer', '0', '--v-steps', '5', '--stats-tokens', '512', '--out', out, '--db', db, '--json', '--no-auto-disable'];
     const edited = graft(['edit', model, '--prompt', 'the king of {} said', '--subject', 'the city', '--target', 'river', '--target-true', 'sea', ...common],
       { GRAFT_NATIVE_VARIANT: 'cpu', HOME: stats });
     assert.equal(edited.code, 0, edited.stderr);
@@ -302,10 +303,17 @@ describe('graft edit and graft trace', () => {
     assert.ok(r.metrics.after.efficacy.pNew > r.metrics.before.efficacy.pNew);
     assert.match(edited.stderr, /edit: templates/);
     assert.equal(r.stack, 0);
+    // the collapse watch ran after the edit: a verdict with the numbers behind it, stored
+    assert.ok(['ok', 'degraded', 'collapsed'].includes(r.verdict));
+    assert.equal(r.verdict, r.probes.judgement.verdict);
+    assert.ok(Number.isFinite(r.probes.judgement.signals.sentencePplRatio) && r.probes.judgement.signals.sentencePplRatio > 0);
+    assert.equal(r.probes.baselineReused, false);
+    assert.deepEqual(r.probes.editSet, [r.edit]);
     // a second edit in the same workspace is computed on the first, and both are in the history
     const second = graft(['edit', model, '--prompt', 'the {} said', '--subject', 'dog', '--target', 'cat', ...common], { GRAFT_NATIVE_VARIANT: 'cpu', HOME: stats });
     assert.equal(second.code, 0, second.stderr);
     assert.equal(JSON.parse(second.stdout).stack, 1);
+    assert.equal(JSON.parse(second.stdout).probes.baselineReused, true, 'the base model is probed once');
     const history = JSON.parse(graft(['history', '--db', db, '--json']).stdout);
     assert.equal(history.length, 1);
     assert.deepEqual(history[0].edits.map((e: { status: string; enabled: boolean }) => [e.status, e.enabled]), [['done', true], ['done', true]]);
@@ -337,7 +345,28 @@ describe('graft edit and graft trace', () => {
     fs.renameSync(gpt2, relabelled);
     await (await loadNative()).rewrite(relabelled, gpt2, { setKv: [{ key: 'general.architecture', type: 'str', value: 'gpt2' }] });
     assertOneLineError(graft(['edit', gpt2, '--prompt', 'the {} said', '--subject', 'king', '--target', 'x', '--db', db, '--out', out]), /cannot be edited/);
-    assert.equal(fs.readdirSync(out).length, 2, 'failed edits write nothing');
+    assert.equal(fs.readdirSync(out).length, 2, `failed edits write nothing: ${fs.readdirSync(out).join(', ')}`);
+
+    const editsBefore = JSON.parse(graft(['history', '--db', db, '--json']).stdout)[0].edits;
+    const probed = graft(['probe', model, '--db', db, '--workspace', 'm', '--kl', '--hard', '--json'], { GRAFT_NATIVE_VARIANT: 'cpu', HOME: stats });
+    assert.equal(probed.code, 0, probed.stderr);
+    const p = JSON.parse(probed.stdout);
+    assert.deepEqual(p.editSet, [JSON.parse(second.stdout).edit], 'the workspace stack: the first edit is off, the second on');
+    assert.equal(p.baselineReused, true);
+    assert.ok(p.results.kl.meanKl > 0);
+    assert.deepEqual(p.hardCases.map((c: { id: string }) => c.id), ['subject-first', 'short-subject', 'numeric-target', 'long-target', 'repeated-subject', 'many-on-one-layer']);
+    for (const c of p.hardCases) assert.ok(c.error === null ? Number.isFinite(c.sentencePplRatio) && c.klMean > 0 : typeof c.error === 'string', JSON.stringify(c));
+    assert.deepEqual(JSON.parse(graft(['history', '--db', db, '--json']).stdout)[0].edits, editsBefore, 'hard cases leave the workspace untouched');
+    const text = graft(['probe', model, '--db', db, '--workspace', 'm']);
+    assert.match(text.stdout, /sentence perplexity \(mean\)/);
+    assert.match(text.stdout, /verdict: (ok|degraded|collapsed)/);
+    assertOneLineError(graft(['probe', model, '--db', db, '--workspace', 'm', '--lora', out]), /--lora and --workspace exclude each other/);
+    assertOneLineError(graft(['probe', model, '--db', db, '--hard']), /--hard builds its cases from an edit/);
+    assertOneLineError(graft(['probe', model, '--db', db, '--corpus', empty]), /--corpus .*empty\.txt is empty/);
+    assertOneLineError(graft(['probe', model, '--db', db, '--thresholds', '{"sentencePplRatio":{"collapsed":0.5}}']), /'collapsed' \(0\.5\) must be at least 'degraded'/);
+    const unprobed = graft(['edit', model, '--prompt', 'the {} said', '--subject', 'dog', '--target', 'cow', ...common, '--no-probes'], { GRAFT_NATIVE_VARIANT: 'cpu', HOME: stats });
+    assert.equal(JSON.parse(unprobed.stdout).verdict, null);
+
 
 
     const traced = graft(['trace', model, '--prompt', 'the king of the city said', '--subject', 'the city', '--samples', '2', '--json']);

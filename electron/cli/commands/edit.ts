@@ -25,6 +25,12 @@ export const editUsage = 'graft edit MODEL (--request FILE | --prompt P --subjec
   '       [--no-probes | [--probe-set F] [--thresholds JSON|FILE] [--no-auto-disable]]';
 export const traceUsage = 'graft trace MODEL --prompt P --subject S [--samples N] [--noise X] [--seed N] [--threads N] [--json]';
 
+function editsFolderBeside(dbFile: string): string {
+  const dir = path.join(path.dirname(dbFile), 'edits');
+  fs.mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
 function numberOption(value: string | undefined, flag: string): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
@@ -119,7 +125,8 @@ export async function runEdit(argv: string[]): Promise<void> {
       modelPath, request, hparams, signal: controller.signal, overlays: stack,
       ...(values.corpus !== undefined ? { corpus: values.corpus } : {}),
       ...(statsTokens !== undefined ? { statisticsTokens: statsTokens } : {}),
-      ...(values.out !== undefined ? { out: values.out } : {}),
+      // without --out the adapter goes beside the history, not into whatever folder the shell is in
+      out: values.out ?? editsFolderBeside(db.name),
       onProgress: (p) => {
         if (p.step) process.stderr.write(`\rv*: step ${p.step.step + 1}/${hparams.vSteps} loss ${p.step.loss.toFixed(4)} P(target) ${p.targetProbability!.toFixed(4)}   `);
         else process.stderr.write(`${inSteps ? '\n' : ''}edit: ${p.phase}\n`);

@@ -2,6 +2,7 @@
 // switching an edit on or off in its workspace's stack.
 import { defaultDatabasePath, openDatabase } from '../../core/store/database.ts';
 import { getEdit, getModel, listEdits, listWorkspaces, setEnabled, statisticsOf } from '../../core/store/repository.ts';
+import { probeRunsOfEdit } from '../../core/store/probeRuns.ts';
 import { integerOption, parseCommandArgs } from '../args.ts';
 import { UsageError } from '../errors.ts';
 
@@ -36,6 +37,7 @@ export async function runHistory(argv: string[]): Promise<void> {
       edits: listEdits(db, w.id).map((e) => ({
         id: e.id, position: e.position, method: e.method, status: e.status, enabled: e.enabled, layers: e.layers,
         request: e.request, createdAt: e.createdAt, error: e.error, adapter: e.adapterPath,
+        verdict: probeRunsOfEdit(db, e.id).at(-1)?.verdict ?? null,
       })),
     }));
     if (values.json) {
@@ -48,7 +50,7 @@ export async function runHistory(argv: string[]): Promise<void> {
       for (const e of w.edits) {
         const r = e.request as { prompt?: string; subject?: string; targetNew?: string };
         lines.push(`  ${String(e.id).padStart(4)} ${e.enabled ? 'on ' : 'off'} ${e.status.padEnd(9)} ${e.method} L${e.layers.join(',')}  ` +
-          `${(r.prompt ?? '').replace('{}', r.subject ?? '')} →${r.targetNew ?? ''}${e.error ? `  (${e.error})` : ''}`);
+          `${(r.prompt ?? '').replace('{}', r.subject ?? '')} →${r.targetNew ?? ''}${e.verdict ? `  [${e.verdict}]` : ''}${e.error ? `  (${e.error})` : ''}`);
       }
     }
     process.stdout.write(`${lines.length ? lines.join('\n') : 'no edits recorded yet'}\n`);
@@ -60,7 +62,7 @@ export async function runShow(argv: string[]): Promise<void> {
   const id = editId(positionals[0], showUsage);
   withDb(values.db, (db) => {
     const e = getEdit(db, id);
-    const out = { ...e, statistics: statisticsOf(db, id), factors: e.factors.map((f) => ({ layer: f.layer, rank: f.rank, u: Array.from(f.u), v: Array.from(f.v) })) };
+    const out = { ...e, statistics: statisticsOf(db, id), probeRuns: probeRunsOfEdit(db, id), factors: e.factors.map((f) => ({ layer: f.layer, rank: f.rank, u: Array.from(f.u), v: Array.from(f.v) })) };
     process.stdout.write(values.json ? `${JSON.stringify(out)}\n` : `${JSON.stringify(out, (k, v) => (k === 'u' || k === 'v' ? `[${(v as number[]).length} values]` : v), 2)}\n`);
   });
 }

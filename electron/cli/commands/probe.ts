@@ -19,7 +19,7 @@ import { measure, type ProbeResults } from '../../core/probes/probeSuite.ts';
 import { judge, thresholdsWith, type Judgement, type Thresholds } from '../../core/probes/verdict.ts';
 import { defaultDatabasePath, openDatabase } from '../../core/store/database.ts';
 import { rememberedSha256 } from '../../core/store/fileHashes.ts';
-import { enabledOverlays, listEdits, listWorkspaces, upsertModel, type ModelRecord } from '../../core/store/repository.ts';
+import { enabledOverlays, listEdits, listWorkspaces, statisticsOf, upsertModel, type ModelRecord } from '../../core/store/repository.ts';
 import { integerOption, parseCommandArgs, threadsOption } from '../args.ts';
 import { UsageError } from '../errors.ts';
 
@@ -129,6 +129,8 @@ export async function runProbe(argv: string[]): Promise<void> {
       const rows = await runHardCases(native, {
         model: { path: model.path, sha256: model.sha256 }, request: source.request as EditRequest,
         hparams: { ...romeDefaults(model.nLayer), ...(source.hparams as Partial<RomeHparams>) }, stack: enabledOverlays(db, workspace!.id),
+        // the second moments the template edit used, so the cases are computed the same way
+        ...(statisticsOf(db, source.id)[0] ? { statisticsFile: statisticsOf(db, source.id)[0]!.path } : {}),
         config, baseline, ...(thresholds ? { thresholds } : {}), ...(threads !== undefined ? { threads } : {}),
         onCase: (row, i, n) => { if (!values.json) process.stderr.write(`\rhard cases: ${i + 1}/${n} (${row.id})          `); },
       });

@@ -10,6 +10,7 @@ import { writeLoraAdapter } from '../export/loraAdapter.ts';
 import { sha256OfFile } from '../models/modelInfo.ts';
 import type { CholeskyFactor, GraftNative } from '../native/binding.ts';
 import type { GraphOverlay, NativeGraphModel, StepReport } from '../native/graphTypes.ts';
+import { readMomentsFile, type MomentsKey } from '../stats/momentsFile.ts';
 import { computeSecondMoments } from '../stats/secondMoments.ts';
 import type { EditRequest } from './request.ts';
 import {
@@ -35,6 +36,8 @@ export interface RomeEditOptions {
   /** Tokens of the corpus used for the second moments (default: all, or 8192 sampled). */
   statisticsTokens?: number;
   statisticsDir?: string;
+  /** A second-moment file computed before (e.g. the one an earlier edit recorded): used as is. */
+  statisticsFile?: string;
   /** Where the adapter goes: a file path, or a folder where it is named by its content. */
   out?: string;
   /** Edits already applied (the workspace's stack), as overlays. */
@@ -98,18 +101,24 @@ export interface StatisticsUsed {
   contextSize: number;
 }
 
+function momentsFromFile(file: string, modelSha256: string, layer: number): { file: string; layer: number; n: number; nFf: number; matrix: Float64Array; key: MomentsKey } {
+  if (!fs.existsSync(file)) throw new Error(`the second-moment file ${file} is missing; compute the statistics again (give --corpus)`);
+  const { header, matrix } = readMomentsFile(file);
+  if (header.modelSha256 !== modelSha256) throw new Error(`${file} holds statistics of another model`);
+  if (header.layer !== layer) throw new Error(`${file} holds statistics of layer ${header.layer}, not ${layer}`);
+  return { file, layer, n: header.n, nFf: header.nFf, matrix, key: header };
+}
+
 async function covarianceSolve(native: GraftNative, graph: NativeGraphModel, o: RomeEditOptions): Promise<{ solve: (k: Float64Array) => Float64Array; tokens: number; used: StatisticsUsed }> {
   const dir = o.statisticsDir ?? defaultStatisticsDir();
   fs.mkdirSync(dir, { recursive: true });
   const modelSha = await sha256OfFile(o.modelPath);
-  const corpus = o.corpus ?? (await sampledCorpus(graph, modelSha, o.statisticsTokens ?? 8192, o.hparams.seed, dir));
-  const [moments] = await computeSecondMoments(native, {
-    model: o.modelPath, corpus, layers: [o.hparams.layer], outDir: dir,
-    contextSize: Math.min(512, graph.info.contextLength),
+  const m = o.statisticsFile ? momentsFromFile(o.statisticsFile, modelSha, o.hparams.layer) : (await computeSecondMoments(native, {
+    model: o.modelPath, corpus: o.corpus ?? (await sampledCorpus(graph, modelSha, o.statisticsTokens ?? 8192, o.hparams.seed, dir)),
+    layers: [o.hparams.layer], outDir: dir, contextSize: Math.min(512, graph.info.contextLength),
     ...(o.statisticsTokens !== undefined && o.corpus !== undefined ? { tokenCount: o.statisticsTokens } : {}),
     ...(o.signal ? { signal: o.signal } : {}),
-  });
-  const m = moments!;
+  }))[0]!;
   const key = `${m.file}:${o.hparams.mom2Ridge}`;
   let cached = factors.get(key);
   if (!cached) {

@@ -21,7 +21,7 @@ export interface StackAdapter {
 
 /** Beside the history database unless the caller names a folder. */
 export function defaultAdapterCacheDir(db: Database.Database): string {
-  return path.join(path.dirname(db.name), 'adapters');
+  return path.join(path.dirname(db.name), 'stack-adapters');
 }
 
 export function stackAdapter(native: GraftNative, db: Database.Database, workspace: WorkspaceRecord, cacheDir = defaultAdapterCacheDir(db)): StackAdapter {

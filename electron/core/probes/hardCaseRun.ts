@@ -48,6 +48,7 @@ export interface HardCaseOptions {
   corpus?: string;
   statisticsTokens?: number;
   statisticsDir?: string;
+  statisticsFile?: string;
   thresholds?: Thresholds;
   threads?: number;
   signal?: AbortSignal;
@@ -73,7 +74,7 @@ export async function runHardCases(native: GraftNative, o: HardCaseOptions): Pro
           const r = await romeEdit(native, graph, {
             modelPath: o.model.path, request, hparams: o.hparams, overlays, out: scratch,
             ...(o.corpus ? { corpus: o.corpus } : {}), ...(o.statisticsTokens ? { statisticsTokens: o.statisticsTokens } : {}),
-            ...(o.statisticsDir ? { statisticsDir: o.statisticsDir } : {}), ...(o.signal ? { signal: o.signal } : {}),
+            ...(o.statisticsDir ? { statisticsDir: o.statisticsDir } : {}), ...(o.statisticsFile ? { statisticsFile: o.statisticsFile } : {}), ...(o.signal ? { signal: o.signal } : {}),
           });
           overlays.push({ layer: r.layer, rank: 1, u: r.u, v: r.v });
           row.relativeUpdateNorm = Math.max(row.relativeUpdateNorm ?? 0, r.preflight.relativeUpdateNorm);

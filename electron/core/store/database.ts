@@ -1,5 +1,5 @@
 // Opening Graft's SQLite history: WAL, foreign keys, a busy timeout, migrated to the latest
-// schema. The file lives in the user-data folder unless --db or GRAFT_DB names another.
+// schema, edits orphaned by a dead process marked interrupted. The file lives in the user-data folder unless --db or GRAFT_DB names another.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -7,6 +7,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 
 import { migrate } from './migrate.ts';
+import { reapInterruptedEdits } from './repository.ts';
 
 export function defaultDatabasePath(): string {
   if (process.env.GRAFT_DB) return path.resolve(process.env.GRAFT_DB);
@@ -31,6 +32,7 @@ export function openDatabase(file = defaultDatabasePath()): Database.Database {
     db.pragma('foreign_keys = ON');
     db.pragma('busy_timeout = 5000');
     migrate(db, file);
+    reapInterruptedEdits(db);
     return db;
   } catch (error) {
     db.close();

@@ -15,7 +15,7 @@ import { loadNative } from '../native/binding.ts';
 import { generatedModel, tempDir } from '../testing/fixtures.ts';
 import { SeededRandom } from '../util/seededRandom.ts';
 import { openDatabase } from './database.ts';
-import { getEdit, upsertModel, workspaceFor } from './repository.ts';
+import { getEdit, listEdits, upsertModel, workspaceFor } from './repository.ts';
 
 const child = path.join(path.dirname(fileURLToPath(import.meta.url)), 'durabilityChild.ts');
 
@@ -62,6 +62,8 @@ describe('durability', () => {
     try {
       assert.equal(db.pragma('integrity_check', { simple: true }), 'ok');
       assert.equal((db.pragma('foreign_key_check') as unknown[]).length, 0);
+      const left = listEdits(db).filter((e) => e.status === 'running');
+      assert.deepEqual(left.map((e) => e.id), [], 'edits of killed processes are marked interrupted, not left running');
       for (const [id, hash] of saved) {
         const e = getEdit(db, id);
         assert.equal(e.status, 'done');

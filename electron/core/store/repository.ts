@@ -123,9 +123,9 @@ export function beginEdit(db: Database.Database, workspaceId: number, e: { metho
   return db.transaction(() => {
     const { next } = db.prepare('SELECT coalesce(max(position), 0) + 1 AS next FROM edits WHERE workspace_id = ?').get(workspaceId) as { next: number };
     const computedOn = (db.prepare("SELECT id FROM edits WHERE workspace_id = ? AND enabled = 1 AND status = 'done' ORDER BY position").all(workspaceId) as { id: number }[]).map((r) => r.id);
-    return Number(db.prepare(`INSERT INTO edits (workspace_id, position, method, request_json, layers_json, hparams_json, seed, status, computed_on)
-                              VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?)`)
-      .run(workspaceId, next, e.method, JSON.stringify(e.request), JSON.stringify(e.layers), JSON.stringify(e.hparams), e.seed, JSON.stringify(computedOn)).lastInsertRowid);
+    return Number(db.prepare(`INSERT INTO edits (workspace_id, position, method, request_json, layers_json, hparams_json, seed, status, computed_on, owner_pid)
+                              VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, ?)`)
+      .run(workspaceId, next, e.method, JSON.stringify(e.request), JSON.stringify(e.layers), JSON.stringify(e.hparams), e.seed, JSON.stringify(computedOn), process.pid).lastInsertRowid);
   })();
 }
 
@@ -145,6 +145,26 @@ export function finishEdit(db: Database.Database, id: number, r: {
 
 export function failEdit(db: Database.Database, id: number, status: 'failed' | 'cancelled', error: string): void {
   db.prepare("UPDATE edits SET status = ?, error = ?, enabled = 0 WHERE id = ? AND status = 'running'").run(status, error, id);
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Edits left 'running' by a process that no longer exists become 'failed', saying why. Returns their ids. */
+export function reapInterruptedEdits(db: Database.Database): number[] {
+  const running = db.prepare("SELECT id, owner_pid FROM edits WHERE status = 'running'").all() as { id: number; owner_pid: number | null }[];
+  const dead = running.filter((r) => r.owner_pid === null || (r.owner_pid !== process.pid && !processAlive(r.owner_pid)));
+  const mark = db.prepare("UPDATE edits SET status = 'failed', enabled = 0, error = ? WHERE id = ? AND status = 'running'");
+  db.transaction(() => {
+    for (const r of dead) mark.run('interrupted: the process computing this edit ended before it finished (nothing of it was saved); run the edit again', r.id);
+  })();
+  return dead.map((r) => r.id);
 }
 
 export function listEdits(db: Database.Database, workspaceId?: number): EditRecord[] {

@@ -2,6 +2,7 @@
 // refused) and the repository (an edit is recorded with its exact factors, toggling, the
 // warning when an edit others were computed on is disabled, overlays of the enabled stack).
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -50,9 +51,13 @@ describe('history database', () => {
     const future = [...migrations, { version: migrations.length + 1, name: 'future', sql: 'ALTER TABLE edits ADD COLUMN future_note TEXT;' }];
     const old = new Database(file);
     migrate(old, file, { target: 1, migrations: future });
+    // written as Graft at schema 1 wrote it (today's repository expects today's columns)
     const m = upsertModel(old, model);
     const ws = workspaceFor(old, 'w', m.id);
-    const { id, u, v } = recordEdit(old, ws.id, 1);
+    const u = Float32Array.from({ length: 4 }, (_, i) => i + 1.25), v = Float32Array.from({ length: 6 }, (_, i) => -i / 7 + 1);
+    const id = Number(old.prepare(`INSERT INTO edits (workspace_id, position, method, request_json, layers_json, hparams_json, templates_json, seed, status)
+      VALUES (?, 1, 'rome', '{}', '[1]', '{}', '["{}","A. {}"]', 1, 'done')`).run(ws.id).lastInsertRowid);
+    old.prepare('INSERT INTO edit_factors (edit_id, layer, rank, n_embd, n_ff, u, v) VALUES (?, 1, 1, 4, 6, ?, ?)').run(id, Buffer.from(u.buffer), Buffer.from(v.buffer));
     old.close();
     const db = new Database(file);
     try {
@@ -117,6 +122,26 @@ describe('history database', () => {
       fs.renameSync(file, `${file}.old`);
       fs.writeFileSync(file, 'two');
       assert.equal((await rememberedSha256(db, file)).hashed, true, 'a replaced file (new inode) is hashed again');
+    } finally {
+      db.close();
+    }
+  });
+
+  test('an edit left running by a process that died is marked interrupted when the history is next opened', () => {
+    const file = path.join(tempDir(), 'graft.sqlite');
+    let db = openDatabase(file);
+    const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout;
+    const ws = workspaceFor(db, 'w', upsertModel(db, model).id);
+    const orphan = beginEdit(db, ws.id, { method: 'rome', request: {}, layers: [1], hparams: {}, seed: 0 });
+    const mine = beginEdit(db, ws.id, { method: 'rome', request: {}, layers: [1], hparams: {}, seed: 1 });
+    db.prepare('UPDATE edits SET owner_pid = ? WHERE id = ?').run(Number(dead), orphan);
+    db.close();
+    db = openDatabase(file);
+    try {
+      const byId = new Map(listEdits(db, ws.id).map((e) => [e.id, e]));
+      assert.equal(byId.get(orphan)!.status, 'failed');
+      assert.match(byId.get(orphan)!.error!, /^interrupted: /);
+      assert.equal(byId.get(mine)!.status, 'running', 'an edit of a live process (this one) is left alone');
     } finally {
       db.close();
     }
