@@ -325,6 +325,12 @@ describe('graft edit and graft trace', () => {
     assert.equal(toggled.code, 0, toggled.stderr);
     assert.match(toggled.stderr, /computed with edit \d+ applied/);
     assertOneLineError(graft(['toggle', '999', 'off', '--db', db]), /edit 999 is not in the history/);
+    const moved = graft(['move', String(JSON.parse(second.stdout).edit), '1', '--db', db]);
+    assert.equal(moved.code, 0, moved.stderr);
+    assert.equal(moved.stdout, `stack: ${JSON.parse(second.stdout).edit}, ${r.edit}\n`);
+    assert.match(moved.stderr, /now comes before an edit it was computed on/);
+    assert.equal(graft(['move', String(r.edit), '1', '--db', db]).code, 0);
+    assertOneLineError(graft(['move', String(r.edit), '7', '--db', db]), /position 7 is outside the stack/);
     assertOneLineError(graft(['toggle', String(r.edit), 'maybe', '--db', db]), /say on or off/);
 
     const requestFile = path.join(dir, 'request.json');

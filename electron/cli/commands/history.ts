@@ -1,7 +1,7 @@
 // `graft history`, `graft show` and `graft toggle`: the recorded edits, one edit in full, and
 // switching an edit on or off in its workspace's stack.
 import { defaultDatabasePath, openDatabase } from '../../core/store/database.ts';
-import { getEdit, getModel, listEdits, listWorkspaces, setEnabled, statisticsOf } from '../../core/store/repository.ts';
+import { getEdit, getModel, listEdits, listWorkspaces, moveEdit, setEnabled, statisticsOf } from '../../core/store/repository.ts';
 import { probeRunsOfEdit } from '../../core/store/probeRuns.ts';
 import { integerOption, parseCommandArgs } from '../args.ts';
 import { UsageError } from '../errors.ts';
@@ -9,6 +9,7 @@ import { UsageError } from '../errors.ts';
 export const historyUsage = 'graft history [--db F] [--workspace W] [--json]';
 export const showUsage = 'graft show EDIT [--db F] [--json]';
 export const toggleUsage = 'graft toggle EDIT on|off [--db F]';
+export const moveUsage = 'graft move EDIT POSITION [--db F]';
 
 function withDb<T>(file: string | undefined, fn: (db: ReturnType<typeof openDatabase>) => T): T {
   const db = openDatabase(file ?? defaultDatabasePath());
@@ -75,6 +76,18 @@ export async function runToggle(argv: string[]): Promise<void> {
   withDb(values.db, (db) => {
     const { warning } = setEnabled(db, id, state === 'on');
     process.stdout.write(`edit ${id} is ${state}\n`);
+    if (warning) process.stderr.write(`warning: ${warning}\n`);
+  });
+}
+
+export async function runMove(argv: string[]): Promise<void> {
+  const { values, positionals } = parseCommandArgs(argv, { db: { type: 'string' } }, moveUsage);
+  const id = editId(positionals[0], moveUsage);
+  if (positionals[1] === undefined) throw new UsageError(`give the new position (1 = first)\nusage: ${moveUsage}`);
+  const position = integerOption(positionals[1], 'POSITION');
+  withDb(values.db, (db) => {
+    const { order, warning } = moveEdit(db, id, position);
+    process.stdout.write(`stack: ${order.join(', ')}\n`);
     if (warning) process.stderr.write(`warning: ${warning}\n`);
   });
 }

@@ -13,7 +13,7 @@ import type Database from 'better-sqlite3';
 
 import { continuationTokens, openGraphModel } from '../engine/graphModel.ts';
 import { filledPrompt, type EditRequest } from '../edits/request.ts';
-import { sha256OfFile } from '../models/modelInfo.ts';
+import { sha256OfFileInWorker } from '../models/modelInfo.ts';
 import type { GraftNative } from '../native/binding.ts';
 import type { GraphOverlay } from '../native/graphTypes.ts';
 import { rememberedSha256 } from '../store/fileHashes.ts';
@@ -246,7 +246,7 @@ export async function exportStack(native: GraftNative, db: Database.Database, wo
     lap('write');
     // the finished file is hashed while the engines verify it (the two use different cores)
     const hashStart = performance.now();
-    hashing = sha256OfFile(tmp).then((h) => { timings.hash = (performance.now() - hashStart) / 1000; return h; });
+    hashing = sha256OfFileInWorker(tmp).then((h) => { timings.hash = (performance.now() - hashStart) / 1000; return h; });
     if (format === 'lora' || format === 'gguf') {
       const tolerance = format === 'gguf' ? 2e-3 : 1e-3;
       const s = await score(native, model.path, tmp, format, stack, options.requantize !== undefined);

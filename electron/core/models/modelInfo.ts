@@ -3,6 +3,7 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { Worker } from 'node:worker_threads';
 
 import { getArrayLength, getInteger, getString, metadataOf, type Metadata } from '../gguf/metadata.ts';
 import type { GgufInspection, GraftNative } from '../native/binding.ts';
@@ -46,6 +47,32 @@ export async function sha256OfFile(file: string): Promise<string> {
   const sha256 = hash.digest('hex');
   if (statSignature(resolved) === before) hashedInProcess.set(resolved, { signature: before, sha256 });
   return sha256;
+}
+
+// Reads and digests on a worker thread, so hashing a large file overlaps with work on the
+// main thread and in native code (an export hashes its output while it is verified).
+const hashWorkerSource = `
+const { parentPort, workerData } = require('node:worker_threads');
+const fs = require('node:fs');
+const { createHash } = require('node:crypto');
+const hash = createHash('sha256');
+const fd = fs.openSync(workerData, 'r');
+const buffer = Buffer.allocUnsafe(8 << 20);
+try {
+  for (let n; (n = fs.readSync(fd, buffer, 0, buffer.length, null)) > 0;) hash.update(buffer.subarray(0, n));
+} finally {
+  fs.closeSync(fd);
+}
+parentPort.postMessage(hash.digest('hex'));
+`;
+
+export function sha256OfFileInWorker(file: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(hashWorkerSource, { eval: true, workerData: path.resolve(file) });
+    worker.once('message', (sha: string) => resolve(sha));
+    worker.once('error', reject);
+    worker.once('exit', (code) => { if (code !== 0) reject(new Error(`hashing ${file} stopped with code ${code}`)); });
+  });
 }
 
 function vocabularySize(meta: Metadata, arch: string | null, inspection: GgufInspection): number | null {

@@ -201,6 +201,29 @@ export function setEnabled(db: Database.Database, id: number, enabled: boolean):
 }
 
 /** The workspace's effective edits, as overlays for the own graph. */
+/**
+ * Moves an edit to `position` (1-based) in its workspace's stack. ΔW is a sum, so the effective
+ * model does not change, but an edit now placed before one it was computed on gets a warning:
+ * the stack no longer reads in the order the edits were made.
+ */
+export function moveEdit(db: Database.Database, id: number, position: number): { order: number[]; warning: string | null } {
+  return db.transaction(() => {
+    const edit = getEdit(db, id);
+    const order = listEdits(db, edit.workspaceId).map((e) => e.id).filter((e) => e !== id);
+    if (!Number.isInteger(position) || position < 1 || position > order.length + 1) {
+      throw new Error(`position ${position} is outside the stack (1 to ${order.length + 1})`);
+    }
+    order.splice(position - 1, 0, id);
+    // two passes: positions are unique per workspace
+    const set = db.prepare('UPDATE edits SET position = ? WHERE id = ?');
+    order.forEach((e, i) => set.run(-(i + 1), e));
+    order.forEach((e, i) => set.run(i + 1, e));
+    const at = new Map(order.map((e, i) => [e, i]));
+    const inverted = listEdits(db, edit.workspaceId).flatMap((e) => e.computedOn.filter((d) => (at.get(d) ?? -1) > at.get(e.id)!).map((d) => `${e.id} (computed on ${d})`));
+    return { order, warning: inverted.length ? `edit ${inverted.join(', ')} now comes before an edit it was computed on` : null };
+  })();
+}
+
 export function enabledOverlays(db: Database.Database, workspaceId: number): GraphOverlay[] {
   return listEdits(db, workspaceId)
     .filter((e) => e.enabled && e.status === 'done')

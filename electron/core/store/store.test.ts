@@ -15,7 +15,7 @@ import { openDatabase } from './database.ts';
 import { rememberedSha256 } from './fileHashes.ts';
 import { loadMigrations, migrate, schemaVersion } from './migrate.ts';
 import {
-  beginEdit, enabledOverlays, failEdit, finishEdit, getEdit, listEdits, setEnabled, upsertModel, workspaceFor,
+  beginEdit, enabledOverlays, failEdit, finishEdit, getEdit, listEdits, moveEdit, setEnabled, upsertModel, workspaceFor,
 } from './repository.ts';
 
 const model = { path: '/models/m.gguf', sha256: 'a'.repeat(64), arch: 'llama', nLayer: 2, nEmbd: 4, nFf: 6, nVocab: 320, fileType: 'F32', sizeBytes: 1234 };
@@ -142,6 +142,21 @@ describe('history database', () => {
       assert.equal(byId.get(orphan)!.status, 'failed');
       assert.match(byId.get(orphan)!.error!, /^interrupted: /);
       assert.equal(byId.get(mine)!.status, 'running', 'an edit of a live process (this one) is left alone');
+    } finally {
+      db.close();
+    }
+  });
+
+  test('reordering the stack renumbers positions and warns when an edit moves before one it was computed on', () => {
+    const db = openDatabase(path.join(tempDir(), 'graft.sqlite'));
+    try {
+      const ws = workspaceFor(db, 'w', upsertModel(db, model).id);
+      const [a, b, c] = [1, 2, 3].map((seed) => recordEdit(db, ws.id, seed).id) as [number, number, number];
+      assert.deepEqual(moveEdit(db, a, 2), { order: [b, a, c], warning: `edit ${b} (computed on ${a}) now comes before an edit it was computed on` });
+      assert.deepEqual(listEdits(db, ws.id).map((e) => [e.id, e.position]), [[b, 1], [a, 2], [c, 3]]);
+      assert.deepEqual(moveEdit(db, a, 1), { order: [a, b, c], warning: null });
+      assert.throws(() => moveEdit(db, a, 4), /position 4 is outside the stack \(1 to 3\)/);
+      assert.throws(() => moveEdit(db, 99, 1), /edit 99 is not in the history/);
     } finally {
       db.close();
     }
