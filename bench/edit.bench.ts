@@ -16,19 +16,10 @@ import { openGraphModel } from '../electron/core/engine/graphModel.ts';
 import { makeTestModel } from '../electron/core/models/testModels/makeTestModel.ts';
 import { loadNative } from '../electron/core/native/binding.ts';
 import { computeSecondMoments } from '../electron/core/stats/secondMoments.ts';
-import { inScratchDir, log, median, report, round, seconds, threads } from './support.ts';
+import { corpusFile, inScratchDir, log, median, report, round, seconds, threads } from './support.ts';
 
 const native = await loadNative();
 const big = !process.argv.includes('--small-only');
-
-function corpusFile(dir: string): string {
-  const data = process.env.GRAFT_TEST_DATA && path.join(process.env.GRAFT_TEST_DATA, 'tinyshakespeare.txt');
-  if (data && fs.existsSync(data)) return data;
-  const file = path.join(dir, 'corpus.txt');
-  const words = ['the', 'king', 'of', 'city', 'said', 'river', 'and', 'a', 'dog', 'ran', 'to', 'house', 'old', 'man', 'sea'];
-  fs.writeFileSync(file, Array.from({ length: 20000 }, (_, i) => words[(i * 7919) % words.length]).join(' '));
-  return file;
-}
 
 async function measure(name: string, model: string, dir: string, layer: number, prompt: string, subject: string, target: string, statsTokens: number) {
   const graph = await openGraphModel(native, model, { threads });

@@ -20,19 +20,10 @@ import { probeConfig } from '../electron/core/probes/probeConfig.ts';
 import { computeSecondMoments } from '../electron/core/stats/secondMoments.ts';
 import { openDatabase } from '../electron/core/store/database.ts';
 import { beginEdit, finishEdit, upsertModel, workspaceFor } from '../electron/core/store/repository.ts';
-import { inScratchDir, log, report, round, threads } from './support.ts';
+import { corpusFile, inScratchDir, log, report, round, threads } from './support.ts';
 
 const native = await loadNative();
 const big = process.argv.includes('--big');
-
-function corpusFile(dir: string): string {
-  const data = process.env.GRAFT_TEST_DATA && path.join(process.env.GRAFT_TEST_DATA, 'tinyshakespeare.txt');
-  if (data && fs.existsSync(data)) return data;
-  const file = path.join(dir, 'corpus.txt');
-  const words = ['the', 'king', 'of', 'city', 'said', 'river', 'and', 'a', 'dog', 'ran', 'to', 'house', 'old', 'man', 'sea'];
-  fs.writeFileSync(file, Array.from({ length: 20000 }, (_, i) => words[(i * 7919) % words.length]).join(' '));
-  return file;
-}
 
 async function measure(name: string, model: string, dir: string, layer: number, prompt: string, subject: string, target: string) {
   const graph = await openGraphModel(native, model, { threads });

@@ -38,3 +38,13 @@ export async function inScratchDir<T>(name: string, fn: (dir: string) => Promise
 export function report(result: object): void {
   console.log(json ? JSON.stringify(result) : JSON.stringify(result, null, 2));
 }
+
+/** The benchmarks' text corpus: $GRAFT_TEST_DATA's tinyshakespeare, or generated words. */
+export function corpusFile(dir: string): string {
+  const data = process.env.GRAFT_TEST_DATA && path.join(process.env.GRAFT_TEST_DATA, 'tinyshakespeare.txt');
+  if (data && fs.existsSync(data)) return data;
+  const file = path.join(dir, 'corpus.txt');
+  const words = ['the', 'king', 'of', 'city', 'said', 'river', 'and', 'a', 'dog', 'ran', 'to', 'house', 'old', 'man', 'sea'];
+  fs.writeFileSync(file, Array.from({ length: 20000 }, (_, i) => words[(i * 7919) % words.length]).join(' '));
+  return file;
+}
