@@ -164,25 +164,32 @@ export async function nextTokenLogprobs(session: NativeLlamaSession, prompts: st
   return out;
 }
 
-/** The base model's next-token distributions on the prompts: from memory, the cache file, or computed (and cached). */
-export async function baseDistributions(base: NativeLlamaSession, prompts: string[], options: BaseDistributionsOptions): Promise<BaseDistributions> {
+/** The base distributions from memory or the cache file, without touching a model; null when neither has them. */
+export function cachedBaseDistributions(prompts: string[], options: Omit<BaseDistributionsOptions, 'signal'> & { nVocab: number }): BaseDistributions | null {
   if (!options.modelKey) throw new Error('baseDistributions needs a modelKey (the base model\'s sha256 or path) to cache under');
   const promptsSha256 = promptSetSha256(prompts);
   const key = cacheKey(options.modelKey, promptsSha256);
   const file = options.cacheDir ? baseCacheFile(options.cacheDir, options.modelKey, promptsSha256) : undefined;
   const held = memory.get(key);
-  if (held && held.nVocab === base.nVocab) return { ...held, source: 'memory', ...(file ? { file } : {}) };
+  if (held && held.nVocab === options.nVocab) return { ...held, source: 'memory', ...(file ? { file } : {}) };
+  if (!file) return null;
+  const entry = { modelKey: options.modelKey, promptsSha256, prompts: [...prompts], nVocab: options.nVocab };
+  const rows = readCacheFile(file, { modelKey: options.modelKey, promptsSha256, nVocab: options.nVocab, prompts: prompts.length });
+  if (!rows) return null;
+  memory.set(key, { ...entry, logprobs: rows });
+  return { ...entry, logprobs: rows, source: 'disk', file };
+}
+
+/** The base model's next-token distributions on the prompts: from memory, the cache file, or computed (and cached). */
+export async function baseDistributions(base: NativeLlamaSession, prompts: string[], options: BaseDistributionsOptions): Promise<BaseDistributions> {
+  const cached = cachedBaseDistributions(prompts, { modelKey: options.modelKey, ...(options.cacheDir ? { cacheDir: options.cacheDir } : {}), nVocab: base.nVocab });
+  if (cached) return cached;
+  const promptsSha256 = promptSetSha256(prompts);
+  const file = options.cacheDir ? baseCacheFile(options.cacheDir, options.modelKey, promptsSha256) : undefined;
   const header: FileHeader = { modelKey: options.modelKey, promptsSha256, nVocab: base.nVocab, prompts: prompts.length };
   const entry = { modelKey: options.modelKey, promptsSha256, prompts: [...prompts], nVocab: base.nVocab };
-  if (file) {
-    const rows = readCacheFile(file, header);
-    if (rows) {
-      memory.set(key, { ...entry, logprobs: rows });
-      return { ...entry, logprobs: rows, source: 'disk', file };
-    }
-  }
   const logprobs = await nextTokenLogprobs(base, prompts, options.signal);
-  memory.set(key, { ...entry, logprobs });
+  memory.set(cacheKey(options.modelKey, promptsSha256), { ...entry, logprobs });
   if (file) writeCacheFile(file, header, logprobs);
   return { ...entry, logprobs, source: 'computed', ...(file ? { file } : {}) };
 }

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 
 import { openLlamaSession } from '../engine/llamaSession.ts';
 import type { GraftNative, NativeLlamaSession } from '../native/binding.ts';
-import { baseDistributions, klToBase, type KlResult } from './klToBase.ts';
+import { baseDistributions, cachedBaseDistributions, klToBase, type KlResult } from './klToBase.ts';
 import { corpusPerplexity, type PerplexityResult } from './perplexity.ts';
 import type { ProbeSet, PromptSet } from './probeSet.ts';
 import { sentencePerplexity, type SentencePerplexityResult } from './sentencePerplexity.ts';
@@ -68,11 +68,19 @@ async function withSession<T>(native: GraftNative, model: string, adapter: strin
 export async function measure(native: GraftNative, model: string, adapter: string | null, config: ProbeConfig, o: MeasureOptions): Promise<ProbeResults> {
   const started = performance.now();
   const contextSize = Math.max(256, config.corpus ? config.nCtx : 0);
-  const base = config.klPrompts && adapter
-    ? await withSession(native, model, null, 256, o.threads, (s) => baseDistributions(s, config.klPrompts!.prompts, { modelKey: o.modelKey, ...(o.cacheDir ? { cacheDir: o.cacheDir } : {}), ...(o.signal ? { signal: o.signal } : {}) }))
-    : null;
+  const cache = { modelKey: o.modelKey, ...(o.cacheDir ? { cacheDir: o.cacheDir } : {}) };
+  const signal = o.signal ? { signal: o.signal } : {};
   return withSession(native, model, adapter, contextSize, o.threads, async (session) => {
-    const signal = o.signal ? { signal: o.signal } : {};
+    let kl: ProbeResults['kl'] = null;
+    if (config.klPrompts) {
+      const prompts = config.klPrompts.prompts;
+      // the base's distributions come from the cache; only a miss opens the base model
+      const base = cachedBaseDistributions(prompts, { ...cache, nVocab: session.nVocab })
+        ?? (adapter ? await withSession(native, model, null, 256, o.threads, (b) => baseDistributions(b, prompts, { ...cache, ...signal }))
+          : await baseDistributions(session, prompts, { ...cache, ...signal }));
+      const { prompts: perPrompt, ...k } = await klToBase(session, base, signal);
+      kl = { ...k, perPrompt: perPrompt.map((p) => p.kl) };
+    }
     const s = await sentencePerplexity(session, config.probeSet.sentences, {
       bos: config.bos, ...signal, onProgress: (p) => o.onProgress?.({ probe: 'sentence', done: p.sentencesDone, total: p.sentencesTotal }),
     });
@@ -84,13 +92,6 @@ export async function measure(native: GraftNative, model: string, adapter: strin
         onProgress: (p) => o.onProgress?.({ probe: 'corpus', done: p.chunksDone, total: p.chunksTotal }),
       });
       corpus = c;
-    }
-    let kl: ProbeResults['kl'] = null;
-    if (config.klPrompts) {
-      // the base against itself is exactly 0: no need to evaluate it twice
-      const dist = base ?? await baseDistributions(session, config.klPrompts.prompts, { modelKey: o.modelKey, ...(o.cacheDir ? { cacheDir: o.cacheDir } : {}), ...signal });
-      const { prompts, ...k } = await klToBase(session, dist, signal);
-      kl = { ...k, perPrompt: prompts.map((p) => p.kl) };
     }
     return { sentence: { ...sentence, perSentence: sentences.map((x) => x.ppl) }, corpus, kl, seconds: (performance.now() - started) / 1000 };
   });
