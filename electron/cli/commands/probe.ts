@@ -67,10 +67,11 @@ export function verdictLines(j: Judgement): string {
 }
 
 export function hardCaseTable(rows: HardCaseRow[]): string {
-  const head = ['case', 'edits', 'ppl ratio', 'KL mean', 'top-1', '‖ΔW‖/‖W‖', 'verdict'];
-  const body = rows.map((r) => [r.id, String(r.edits), f(r.sentencePplRatio), f(r.klMean), f(r.top1Agreement, 3), f(r.relativeUpdateNorm, 3), r.error ? `error: ${r.error}` : r.verdict ?? '—']);
-  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => (i === 6 ? 0 : b[i]!.length))));
-  return [head, ...body].map((r) => `  ${r.map((c, i) => (i === 6 ? c : c.padEnd(widths[i]!))).join('  ')}`).join('\n');
+  const head = ['case', 'edits', 'Δppl', 'ppl ratio', 'KL mean', 'top-1', '‖ΔW‖/‖W‖', 'verdict'];
+  const body = rows.map((r) => [r.id, String(r.edits), f(r.deltaPerplexity), f(r.sentencePplRatio), f(r.klMean), f(r.top1Agreement, 3), f(r.relativeUpdateNorm, 3), r.error ? `error: ${r.error}` : r.verdict ?? '—']);
+  const last = head.length - 1;
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => (i === last ? 0 : b[i]!.length))));
+  return [head, ...body].map((r) => `  ${r.map((c, i) => (i === last ? c : c.padEnd(widths[i]!))).join('  ')}`).join('\n');
 }
 
 export async function runProbe(argv: string[]): Promise<void> {

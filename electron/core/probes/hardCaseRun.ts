@@ -24,6 +24,8 @@ export interface HardCaseRow {
   why: string;
   edits: number;
   sentencePplRatio: number | null;
+  /** edited minus base sentence perplexity */
+  deltaPerplexity: number | null;
   klMean: number | null;
   top1Agreement: number | null;
   /** the largest ‖ΔW‖/‖W‖ among the case's edits */
@@ -65,7 +67,7 @@ export async function runHardCases(native: GraftNative, o: HardCaseOptions): Pro
     for (const [index, c] of cases.entries()) {
       const started = performance.now();
       const row: HardCaseRow = {
-        id: c.id, title: c.title, why: c.why, edits: c.requests.length, sentencePplRatio: null, klMean: null, top1Agreement: null,
+        id: c.id, title: c.title, why: c.why, edits: c.requests.length, sentencePplRatio: null, deltaPerplexity: null, klMean: null, top1Agreement: null,
         relativeUpdateNorm: null, targetProbability: [], verdict: null, error: null, seconds: 0,
       };
       try {
@@ -86,6 +88,7 @@ export async function runHardCases(native: GraftNative, o: HardCaseOptions): Pro
           modelKey: o.model.sha256, ...(o.threads !== undefined ? { threads: o.threads } : {}), ...(o.signal ? { signal: o.signal } : {}),
         });
         row.sentencePplRatio = results.sentence.meanPpl / o.baseline.sentence.meanPpl;
+        row.deltaPerplexity = results.sentence.meanPpl - o.baseline.sentence.meanPpl;
         row.klMean = results.kl?.meanKl ?? null;
         row.top1Agreement = results.kl?.top1Agreement ?? null;
         row.verdict = judge({
