@@ -19,13 +19,29 @@ import { getEdit, listEdits, upsertModel, workspaceFor } from './repository.ts';
 
 const child = path.join(path.dirname(fileURLToPath(import.meta.url)), 'durabilityChild.ts');
 
-function runAndKill(args: string[], afterMs: number): Promise<string> {
+/**
+ * Runs the child until it has announced `lines` results, then kills it `delayMs` later — a
+ * random moment inside the next edit or export whatever this machine's speed (a fixed clock
+ * would, on a busy machine, kill every child before its first export).
+ */
+function runAndKill(args: string[], lines: number, delayMs: number): Promise<string> {
   return new Promise((resolve) => {
     const p = spawn(process.execPath, ['--import', 'tsx', child, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, GRAFT_NATIVE_VARIANT: 'cpu' } });
     let out = '';
-    p.stdout.on('data', (d: Buffer) => { out += d.toString(); });
-    const timer = setTimeout(() => p.kill('SIGKILL'), afterMs);
-    p.on('exit', () => { clearTimeout(timer); resolve(out); });
+    let armed = false;
+    const kill = () => p.kill('SIGKILL');
+    const arm = () => {
+      if (armed) return;
+      armed = true;
+      setTimeout(kill, delayMs);
+    };
+    const safety = setTimeout(kill, 120_000);
+    if (lines === 0) arm();
+    p.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.split('\n').length - 1 >= lines) arm();
+    });
+    p.on('exit', () => { clearTimeout(safety); resolve(out); });
   });
 }
 
@@ -47,7 +63,7 @@ describe('durability', () => {
     const saved = new Map<number, string>();
     const exported = new Map<string, string>();
     for (let trial = 0; trial < 50; trial++) {
-      const text = await runAndKill([dbFile, out, String(trial), '64', '128'], 1000 + Math.floor(rng.next() * 2000));
+      const text = await runAndKill([dbFile, out, String(trial), '64', '128'], Math.floor(rng.next() * 9), Math.floor(rng.next() * 400));
       for (const line of text.split('\n')) {
         const [kind, a, b] = line.split(' ');
         if (kind === 'saved') saved.set(Number(a), b!);
