@@ -23,7 +23,7 @@ export function electronUnavailable(): string | null {
     return 'the electron package is not installed';
   }
   // requiring 'electron' without path.txt would try to download the binary
-  return fs.existsSync(path.join(path.dirname(pkg), 'path.txt')) ? null : 'the Electron binary was never downloaded (node_modules/electron/path.txt is missing; `npx install-electron` fetches it where the network allows)';
+  return fs.existsSync(path.join(path.dirname(pkg), 'path.txt')) ? null : 'the Electron binary was never downloaded: node_modules/electron/path.txt is missing, and `npx install-electron` fetches it where the network allows';
 }
 
 function build(why: string): void {
