@@ -8,6 +8,7 @@ import { keysUsage, logitsUsage, runKeys, runLogits } from './commands/inspect.t
 import { runMakeModel, makeModelUsage } from './commands/makeModel.ts';
 import { momentsUsage, runMoments } from './commands/moments.ts';
 import { probeUsage, runProbe } from './commands/probe.ts';
+import { runServe, serveUsage } from './commands/serve.ts';
 import { runStart } from './commands/start.ts';
 import { UsageError, messageOf } from './errors.ts';
 
@@ -26,7 +27,8 @@ const commands: Record<string, { run: (argv: string[]) => Promise<void>; usage: 
   trace: { run: runTrace, usage: traceUsage, summary: 'causal tracing: where the model recalls a fact (layers × tokens), and a suggested edit layer' },
   grad: { run: runGrad, usage: gradUsage, summary: "NLL of a target after a text and its gradient w.r.t. a delta at (layer, site, position), from Graft's own graph" },
   moments: { run: runMoments, usage: momentsUsage, summary: 'second moments Σkkᵀ/n of the MLP keys over a corpus, per layer, cached on disk' },
-  start: { run: async () => runStart(helpText()), usage: 'graft start', summary: 'start the workbench (web mode where Electron cannot start)' },
+  serve: { run: runServe, usage: serveUsage, summary: 'the workbench in a browser: serves the app on 127.0.0.1 with an access token (web mode)' },
+  start: { run: async () => runStart(), usage: 'graft start', summary: 'start the workbench: Electron where its binary exists, else the web mode' },
 };
 
 export function helpText(): string {
@@ -40,7 +42,7 @@ export function helpText(): string {
     'usage:',
     ...Object.values(commands).map((c) => `  ${c.usage}`),
     '',
-    'environment: GRAFT_THREADS (default 1), GRAFT_GPU=off, GRAFT_NATIVE_VARIANT=cpu|cuda|vulkan, GRAFT_DB (history database)',
+    'environment: GRAFT_THREADS (default 1), GRAFT_GPU=off, GRAFT_NATIVE_VARIANT=cpu|cuda|vulkan, GRAFT_DB (history database), GRAFT_TOKEN (web mode)',
   ].join('\n');
 }
 

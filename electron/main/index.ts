@@ -1,8 +1,13 @@
-// Thin Electron shell: one window with secure defaults and nothing else yet. The 'rpc' IPC
-// adapter over electron/api/contract.ts (birpc, app-notes §2) arrives with the app issue.
-import { app, BrowserWindow, net, protocol, shell } from 'electron';
+// Thin Electron shell: one window with secure defaults, and the backend
+// (electron/backend) behind the contract on the single 'rpc' IPC channel, answering only
+// pages served from app://graft/.
+import { app, BrowserWindow, ipcMain, net, protocol, shell, type WebContents } from 'electron';
 import { join, normalize, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+
+import { rpcServer } from '../api/rpc.ts';
+import { createBackend, type Backend } from '../backend/index.ts';
+import { defaultThreads } from '../core/models/llama.ts';
 
 // Tests and side-by-side installs need their own profile, and Electron fixes the profile
 // path at 'ready', so this must run first.
@@ -49,7 +54,38 @@ function createWindow(): void {
   void win.loadURL('app://graft/index.html');
 }
 
+const CHANNEL = 'rpc';
+let backend: Backend | null = null;
+
+// One protocol endpoint per renderer, created on its first message, gone with it.
+const endpoints = new Map<number, ReturnType<typeof rpcServer>>();
+
+function endpointFor(contents: WebContents): ReturnType<typeof rpcServer> {
+  let endpoint = endpoints.get(contents.id);
+  if (endpoint) return endpoint;
+  const post = (message: string) => { if (!contents.isDestroyed()) contents.send(CHANNEL, message); };
+  const rpc = rpcServer(backend!.rpcSurface(), post);
+  const unsubscribe = backend!.subscribe((event, ...data) => rpc.emit(event, ...data));
+  contents.once('destroyed', () => {
+    unsubscribe();
+    endpoints.delete(contents.id);
+  });
+  endpoint = rpc;
+  endpoints.set(contents.id, endpoint);
+  return endpoint;
+}
+
+ipcMain.on(CHANNEL, (event, message: unknown) => {
+  // only Graft's own pages may drive the backend (not a frame that navigated elsewhere)
+  const url = event.senderFrame?.url ?? '';
+  if (!url.startsWith('app://graft/') || typeof message !== 'string' || !backend) return;
+  void endpointFor(event.sender).handle(message);
+});
+
 app.whenReady().then(() => {
+  backend = createBackend({
+    dataDir: app.getPath('userData'), threads: defaultThreads(), gpu: process.env.GRAFT_GPU === 'off' ? 'off' : 'auto', mode: 'electron',
+  });
   protocol.handle('app', serveRenderer);
   createWindow();
   // macOS keeps the app alive without windows; re-open one from the dock.
@@ -60,4 +96,13 @@ app.whenReady().then(() => {
 
 app.on('window-all-closed', () => {
   if (process.platform !== 'darwin') app.quit();
+});
+
+// Jobs are cancelled and the history closed before the process ends.
+let closing = false;
+app.on('before-quit', (event) => {
+  if (!backend || closing) return;
+  closing = true;
+  event.preventDefault();
+  void backend.close().finally(() => app.exit(0));
 });

@@ -3,18 +3,16 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 import { causalTrace } from '../../core/edits/causalTrace.ts';
-import { editMetrics } from '../../core/edits/metrics.ts';
-import { parseEditRequest, type EditRequest } from '../../core/edits/request.ts';
+import { recordedEdit } from '../../core/edits/recordedEdit.ts';
+import { markSubject, parseEditRequest, type EditRequest } from '../../core/edits/request.ts';
 import { romeDefaults, type RomeHparams } from '../../core/edits/rome.ts';
-import { romeEdit } from '../../core/edits/romeEdit.ts';
 import { openGraphModel } from '../../core/engine/graphModel.ts';
 import { describeModel } from '../../core/models/modelInfo.ts';
 import { rememberedSha256 } from '../../core/store/fileHashes.ts';
-import { watchWorkspace } from '../../core/probes/collapseWatch.ts';
 import { probeConfig } from '../../core/probes/probeConfig.ts';
 import { probeTable, thresholdsOption, verdictLines } from './probe.ts';
 import { defaultDatabasePath, openDatabase } from '../../core/store/database.ts';
-import { beginEdit, enabledOverlays, failEdit, finishEdit, recordStatistics, upsertModel, workspaceFor } from '../../core/store/repository.ts';
+import { upsertModel, workspaceFor } from '../../core/store/repository.ts';
 import { loadNative } from '../../core/native/binding.ts';
 import { integerOption, parseCommandArgs, threadsOption } from '../args.ts';
 import { UsageError } from '../errors.ts';
@@ -24,12 +22,6 @@ export const editUsage = 'graft edit MODEL (--request FILE | --prompt P --subjec
   '[--clamp-norm-factor X] [--mom2-adjustment on|off] [--mom2-ridge X] [--seed N] [--threads N] [--json]\n' +
   '       [--no-probes | [--probe-set F] [--thresholds JSON|FILE] [--no-auto-disable]]';
 export const traceUsage = 'graft trace MODEL --prompt P --subject S [--samples N] [--noise X] [--seed N] [--threads N] [--json]';
-
-function editsFolderBeside(dbFile: string): string {
-  const dir = path.join(path.dirname(dbFile), 'edits');
-  fs.mkdirSync(dir, { recursive: true });
-  return dir;
-}
 
 function numberOption(value: string | undefined, flag: string): number | undefined {
   if (value === undefined) return undefined;
@@ -55,12 +47,8 @@ function readRequest(values: Record<string, unknown>): EditRequest {
   if (values.prompt === undefined || values.subject === undefined || values.target === undefined) {
     throw new UsageError(`give --request FILE, or --prompt, --subject and --target\nusage: ${editUsage}`);
   }
-  const prompt = String(values.prompt);
   const subject = String(values.subject);
-  // "--prompt 'The Eiffel Tower is in' --subject 'Eiffel Tower'" works as well as a {} prompt.
-  const marked = prompt.includes('{}') ? prompt : prompt.includes(subject) ? prompt.replace(subject, '{}') : prompt;
-  if (!marked.includes('{}')) throw new Error(`the subject '${subject}' does not occur in the prompt "${prompt}"; mark its place with {} or fix the spelling`);
-  return parseEditRequest({ prompt: marked, subject, target_new: values.target, ...(values['target-true'] !== undefined ? { target_true: values['target-true'] } : {}) }, 'request');
+  return parseEditRequest({ prompt: markSubject(String(values.prompt), subject), subject, target_new: values.target, ...(values['target-true'] !== undefined ? { target_true: values['target-true'] } : {}) }, 'request');
 }
 
 export async function runEdit(argv: string[]): Promise<void> {
@@ -89,7 +77,6 @@ export async function runEdit(argv: string[]): Promise<void> {
   if (!info.editable) throw new Error(`${modelPath} cannot be edited: ${info.notEditableReason}`);
   const db = openDatabase(values.db ?? defaultDatabasePath());
   const graph = await openGraphModel(native, modelPath, { threads: threadsOption(values.threads) });
-  let editId: number | null = null;
   try {
     const { sha256 } = await rememberedSha256(db, modelPath);
     const modelRecord = upsertModel(db, {
@@ -97,8 +84,6 @@ export async function runEdit(argv: string[]): Promise<void> {
       nVocab: graph.info.nVocab, fileType: info.fileType ?? null, sizeBytes: fs.statSync(modelPath).size,
     });
     const workspace = workspaceFor(db, values.workspace ?? path.basename(modelPath, '.gguf'), modelRecord.id);
-    // the effective model: the base plus the workspace's enabled edits
-    const stack = enabledOverlays(db, workspace.id);
     const defaults = romeDefaults(graph.info.nLayer);
     const pick = (v: number | undefined, d: number) => (v === undefined ? d : v);
     const hparams: RomeHparams = {
@@ -117,41 +102,28 @@ export async function runEdit(argv: string[]): Promise<void> {
     const controller = new AbortController();
     const onSigint = () => controller.abort();
     process.once('SIGINT', onSigint);
-    const fluency = { fluency: request.generationPrompts.length > 0, seed: hparams.seed };
-    const before = await editMetrics(graph, request, stack, fluency);
-    editId = beginEdit(db, workspace.id, { method: 'rome', request, layers: [hparams.layer], hparams, seed: hparams.seed });
     let inSteps = false;
-    const result = await romeEdit(native, graph, {
-      modelPath, request, hparams, signal: controller.signal, overlays: stack,
+    const probes = values['no-probes'] ? null : {
+      config: await probeConfig(values['probe-set'] !== undefined ? { probeSet: values['probe-set'] } : {}, graph.info.contextLength),
+      autoDisable: !values['no-auto-disable'], ...(thresholds ? { thresholds } : {}),
+      ...(values.threads !== undefined ? { threads: threadsOption(values.threads)! } : {}),
+      onProgress: (p: { probe: string; done: number; total: number }) => { if (!values.json) process.stderr.write(`\rprobes: ${p.probe} ${p.done}/${p.total}   `); },
+    };
+    const { editId, stack, result, metrics: { before, after }, watch } = await recordedEdit(native, db, graph, {
+      modelPath, workspace, request, hparams, signal: controller.signal, probes,
       ...(values.corpus !== undefined ? { corpus: values.corpus } : {}),
       ...(statsTokens !== undefined ? { statisticsTokens: statsTokens } : {}),
-      // without --out the adapter goes beside the history, not into whatever folder the shell is in
-      out: values.out ?? editsFolderBeside(db.name),
+      ...(values.out !== undefined ? { out: values.out } : {}),
       onProgress: (p) => {
-        if (p.step) process.stderr.write(`\rv*: step ${p.step.step + 1}/${hparams.vSteps} loss ${p.step.loss.toFixed(4)} P(target) ${p.targetProbability!.toFixed(4)}   `);
+        if (p.phase === 'metrics-before' || p.phase === 'metrics-after' || p.phase === 'recorded') return;
+        if ('step' in p && p.step) process.stderr.write(`\rv*: step ${p.step.step + 1}/${hparams.vSteps} loss ${p.step.loss.toFixed(4)} P(target) ${p.targetProbability!.toFixed(4)}   `);
         else process.stderr.write(`${inSteps ? '\n' : ''}edit: ${p.phase}\n`);
-        inSteps = p.step !== undefined;
+        inSteps = 'step' in p && p.step !== undefined;
       },
     }).finally(() => process.off('SIGINT', onSigint));
-    const after = await editMetrics(graph, request, [...stack, { layer: result.layer, rank: 1, u: result.u, v: result.v }], fluency);
-    if (result.statistics) recordStatistics(db, editId, modelRecord.id, result.statistics);
-    finishEdit(db, editId, {
-      templates: result.templates, factors: [{ layer: result.layer, rank: 1, u: result.u, v: result.v }],
-      timings: result.timings, preflight: result.preflight, metrics: { before, after }, adapterPath: result.adapter,
-    });
-    // the collapse watch: the default probes on the new stack, judged with the edit's preflight
-    let watch: Awaited<ReturnType<typeof watchWorkspace>> | null = null;
-    if (!values['no-probes']) {
-      const config = await probeConfig(values['probe-set'] !== undefined ? { probeSet: values['probe-set'] } : {}, graph.info.contextLength);
-      watch = await watchWorkspace(native, db, workspace, config, {
-        editId, autoDisable: !values['no-auto-disable'], ...(thresholds ? { thresholds } : {}),
-        ...(values.threads !== undefined ? { threads: threadsOption(values.threads)! } : {}),
-        onProgress: (p) => { if (!values.json) process.stderr.write(`\rprobes: ${p.probe} ${p.done}/${p.total}   `); },
-      });
-      if (!values.json) process.stderr.write('\n');
-    }
+    if (watch && !values.json) process.stderr.write('\n');
     const output = {
-      edit: editId, workspace: workspace.name, stack: stack.length,
+      edit: editId, workspace: workspace.name, stack,
       verdict: watch?.verdict ?? null,
       probes: watch ? {
         runId: watch.runId, judgement: watch.judgement, autoDisabled: watch.autoDisabled, editSet: watch.editSet, baselineReused: watch.baselineReused,
@@ -167,7 +139,7 @@ export async function runEdit(argv: string[]): Promise<void> {
       process.stdout.write(`${JSON.stringify(output)}\n`);
     } else {
       process.stdout.write([
-        `edit     ${editId} in workspace '${workspace.name}' (on ${stack.length} enabled edit${stack.length === 1 ? '' : 's'})`,
+        `edit     ${editId} in workspace '${workspace.name}' (on ${stack} enabled edit${stack === 1 ? '' : 's'})`,
         `adapter  ${result.adapter}`,
         `layer    ${result.layer}`,
         `P(new)   ${before.efficacy.pNew.toFixed(4)} → ${after.efficacy.pNew.toFixed(4)}` +
@@ -179,9 +151,6 @@ export async function runEdit(argv: string[]): Promise<void> {
         '',
       ].join('\n'));
     }
-  } catch (error) {
-    if (editId !== null) failEdit(db, editId, /cancel/i.test(String(error)) ? 'cancelled' : 'failed', (error as Error).message);
-    throw error;
   } finally {
     graph.dispose();
     db.close();

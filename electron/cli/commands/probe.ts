@@ -9,7 +9,7 @@ import type { EditRequest } from '../../core/edits/request.ts';
 import { layerFactorsOf } from '../../core/export/editStack.ts';
 import { overlaysFromLora } from '../../core/engine/loraOverlays.ts';
 import { openGraphModel } from '../../core/engine/graphModel.ts';
-import { describeModel } from '../../core/models/modelInfo.ts';
+import { modelRecordOf } from '../../core/models/modelRecord.ts';
 import { loadNative } from '../../core/native/binding.ts';
 import { baselineOf, signalsOf, watchWorkspace } from '../../core/probes/collapseWatch.ts';
 import { runHardCases, type HardCaseRow } from '../../core/probes/hardCaseRun.ts';
@@ -18,8 +18,7 @@ import { probeConfig } from '../../core/probes/probeConfig.ts';
 import { measure, type ProbeResults } from '../../core/probes/probeSuite.ts';
 import { judge, thresholdsWith, type Judgement, type Thresholds } from '../../core/probes/verdict.ts';
 import { defaultDatabasePath, openDatabase } from '../../core/store/database.ts';
-import { rememberedSha256 } from '../../core/store/fileHashes.ts';
-import { enabledOverlays, listEdits, listWorkspaces, statisticsOf, upsertModel, type ModelRecord } from '../../core/store/repository.ts';
+import { enabledOverlays, listEdits, listWorkspaces, statisticsOf } from '../../core/store/repository.ts';
 import { integerOption, parseCommandArgs, threadsOption } from '../args.ts';
 import { UsageError } from '../errors.ts';
 
@@ -36,19 +35,6 @@ export function thresholdsOption(value: string | undefined): Thresholds | undefi
     throw new UsageError(`--thresholds must be JSON or a JSON file, e.g. '{"sentencePplRatio":{"collapsed":3}}'`);
   }
   return thresholdsWith(parsed as Parameters<typeof thresholdsWith>[0]);
-}
-
-export async function modelRecordOf(db: ReturnType<typeof openDatabase>, native: Awaited<ReturnType<typeof loadNative>>, modelPath: string): Promise<ModelRecord & { contextLength: number }> {
-  const info = await describeModel(native, modelPath, { sha256: false });
-  if (!info.architecture || info.layers === null || info.nEmbd === null || info.nFf === null || info.vocabSize === null) {
-    throw new Error(`${modelPath} is missing the architecture or dimensions Graft needs (is it a language model GGUF?)`);
-  }
-  const { sha256 } = await rememberedSha256(db, modelPath);
-  const record = upsertModel(db, {
-    path: path.resolve(modelPath), sha256, arch: info.architecture, nLayer: info.layers, nEmbd: info.nEmbd, nFf: info.nFf, nVocab: info.vocabSize,
-    fileType: info.fileType ?? null, sizeBytes: info.size,
-  });
-  return { ...record, contextLength: info.contextLength ?? 512 };
 }
 
 const f = (x: number | null | undefined, digits = 4) => (x === null || x === undefined ? '—' : Number.isFinite(x) ? x.toPrecision(digits) : String(x));

@@ -88,3 +88,13 @@ export function parseEditRequest(input: unknown, where = 'request'): EditRequest
 export function filledPrompt(request: Pick<EditRequest, 'prompt' | 'subject'>): string {
   return request.prompt.replace('{}', request.subject);
 }
+
+/**
+ * The prompt with {} where the subject goes: "The Eiffel Tower is in" with the subject
+ * "Eiffel Tower" works as well as a prompt that already has its {}.
+ */
+export function markSubject(prompt: string, subject: string): string {
+  const marked = prompt.includes('{}') ? prompt : subject !== '' && prompt.includes(subject) ? prompt.replace(subject, '{}') : prompt;
+  if (!marked.includes('{}')) throw new Error(`the subject '${subject}' does not occur in the prompt "${prompt}"; mark its place with {} or fix the spelling`);
+  return marked;
+}

@@ -9,11 +9,34 @@ export function defaultThreads(): number {
   return Number.isInteger(fromEnv) && fromEnv > 0 ? fromEnv : 1;
 }
 
+export interface SharedLlamaOptions {
+  gpu?: 'auto' | false;
+  threads?: number;
+  /** llama.cpp's and node-llama-cpp's messages (default: errors only, to stderr) */
+  logger?: (level: string, message: string) => void;
+}
+
+let configured: SharedLlamaOptions = {};
+
+/**
+ * Options for the instance; they apply only before its first use (llama.cpp's backend is
+ * chosen once per process). Returns false when the instance already exists.
+ */
+export function configureSharedLlama(options: SharedLlamaOptions): boolean {
+  if (shared) return false;
+  configured = options;
+  return true;
+}
+
 export function getSharedLlama(): Promise<Llama> {
   shared ??= (async () => {
     const { getLlama, LlamaLogLevel } = await import('node-llama-cpp');
-    const gpu = process.env.GRAFT_GPU === 'off' ? false : 'auto';
-    return getLlama({ gpu, build: 'never', logLevel: LlamaLogLevel.error, maxThreads: defaultThreads() });
+    const gpu = configured.gpu ?? (process.env.GRAFT_GPU === 'off' ? false : 'auto');
+    const logger = configured.logger;
+    return getLlama({
+      gpu, build: 'never', maxThreads: configured.threads ?? defaultThreads(),
+      ...(logger ? { logLevel: LlamaLogLevel.info, logger: (level: string, message: string) => logger(level, message) } : { logLevel: LlamaLogLevel.error }),
+    });
   })();
   return shared;
 }

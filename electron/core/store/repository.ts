@@ -86,13 +86,27 @@ export function upsertModel(db: Database.Database, m: Omit<ModelRecord, 'id'>): 
   return { ...m, id: row.id };
 }
 
-export function getModel(db: Database.Database, id: number): ModelRecord {
-  const r = db.prepare('SELECT * FROM models WHERE id = ?').get(id) as Record<string, unknown> | undefined;
-  if (!r) throw new Error(`model ${id} is not in the history`);
+function toModel(r: Record<string, unknown>): ModelRecord {
   return {
     id: r.id as number, path: r.path as string, sha256: r.sha256 as string, arch: r.arch as string, nLayer: r.n_layer as number,
     nEmbd: r.n_embd as number, nFf: r.n_ff as number, nVocab: r.n_vocab as number, fileType: r.file_type as string | null, sizeBytes: r.size_bytes as number,
   };
+}
+
+export function getModel(db: Database.Database, id: number): ModelRecord {
+  const r = db.prepare('SELECT * FROM models WHERE id = ?').get(id) as Record<string, unknown> | undefined;
+  if (!r) throw new Error(`model ${id} is not in the history`);
+  return toModel(r);
+}
+
+/** Every model ever imported or edited, oldest first. */
+export function listModels(db: Database.Database): ModelRecord[] {
+  return (db.prepare('SELECT * FROM models ORDER BY id').all() as Record<string, unknown>[]).map(toModel);
+}
+
+/** The signature a file had when its sha256 was remembered, or null if it never was. */
+export function rememberedSignature(db: Database.Database, file: string): { signature: string; sha256: string } | null {
+  return (db.prepare('SELECT signature, sha256 FROM file_hashes WHERE path = ?').get(file) as { signature: string; sha256: string } | undefined) ?? null;
 }
 
 /** The named workspace, created on first use; a name belongs to one base model. */
@@ -257,10 +271,11 @@ export interface ExportRecord {
   sha256: string;
   verification: { verified: boolean } | null;
   editIds: number[];
+  createdAt: string;
 }
 
 /** An export and the edits it contains, in one transaction. */
-export function recordExport(db: Database.Database, e: Omit<ExportRecord, 'id'>): number {
+export function recordExport(db: Database.Database, e: Omit<ExportRecord, 'id' | 'createdAt'>): number {
   return db.transaction(() => {
     const id = Number(db.prepare('INSERT INTO exports (workspace_id, kind, path, sha256, verified, verification_json) VALUES (?, ?, ?, ?, ?, ?)')
       .run(e.workspaceId, e.kind, e.path, e.sha256, e.verification ? (e.verification.verified ? 1 : 0) : null, e.verification ? JSON.stringify(e.verification) : null).lastInsertRowid);
@@ -272,12 +287,13 @@ export function recordExport(db: Database.Database, e: Omit<ExportRecord, 'id'>)
 
 export function listExports(db: Database.Database, workspaceId: number): ExportRecord[] {
   const rows = db.prepare('SELECT * FROM exports WHERE workspace_id = ? ORDER BY id').all(workspaceId) as
-    { id: number; workspace_id: number; kind: ExportRecord['kind']; path: string; sha256: string; verification_json: string | null }[];
+    { id: number; workspace_id: number; kind: ExportRecord['kind']; path: string; sha256: string; verification_json: string | null; created_at: string }[];
   const editsOf = db.prepare('SELECT edit_id FROM export_edits WHERE export_id = ? ORDER BY edit_id');
   return rows.map((r) => ({
     id: r.id, workspaceId: r.workspace_id, kind: r.kind, path: r.path, sha256: r.sha256,
     verification: r.verification_json === null ? null : JSON.parse(r.verification_json) as { verified: boolean },
     editIds: (editsOf.all(r.id) as { edit_id: number }[]).map((x) => x.edit_id),
+    createdAt: r.created_at,
   }));
 }
 
