@@ -33,6 +33,7 @@ class AppState {
   ready = $state(false);
 
   readonly api: Api;
+  private waiters = new Map<string, ((job: Job) => void)[]>();
 
   constructor() {
     const client = connect({
@@ -64,6 +65,13 @@ class AppState {
     return id ? this.jobs.find((j) => j.id === id) : undefined;
   }
 
+  /** Resolves with the job once it has ended (done, failed or cancelled). */
+  finished(id: string): Promise<Job> {
+    const known = this.job(id);
+    if (known && known.state !== 'running') return Promise.resolve(known);
+    return new Promise((resolve) => this.waiters.set(id, [...(this.waiters.get(id) ?? []), resolve]));
+  }
+
   /** Everything, after every (re)connect: a reloaded or reconnected page shows jobs still running. */
   async reloadAll(): Promise<void> {
     await this.guard(async () => {
@@ -75,6 +83,8 @@ class AppState {
       this.models = models;
       this.loaded = loaded;
       this.jobs = jobs.reduce<Job[]>((list, j) => mergeJob(list, j), []);
+      // Jobs that ended while the connection was down end their waiters now.
+      for (const j of this.jobs) if (j.state !== 'running') this.settle(j);
       this.settings = settings;
       this.logs = logs.slice(-MAX_LOGS);
       await Promise.all([this.reloadHistory(), this.reloadExports()]);
@@ -105,9 +115,15 @@ class AppState {
     const previous = this.jobs.find((j) => j.id === job.id);
     this.jobs = mergeJob(this.jobs, job);
     if (!justFinished(previous, job)) return;
+    this.settle(job);
     if (job.kind === 'load') void this.reloadModels().then(() => this.reloadHistory());
     if (job.kind === 'edit' || job.kind === 'probe') void this.reloadHistory();
     if (job.kind === 'export') void this.reloadExports();
+  }
+
+  private settle(job: Job): void {
+    for (const resolve of this.waiters.get(job.id) ?? []) resolve(job);
+    this.waiters.delete(job.id);
   }
 
   private async guard(work: () => Promise<void>): Promise<void> {
