@@ -1,6 +1,8 @@
-// Two projects (app-notes §2): `web` drives Debian Chromium against the web mode and runs on the
+// Two projects (app-notes §2): `web` drives Debian Chromium against the real web mode
+// (`graft serve`, started by the specs in e2e/web/ with a throwaway data folder) and runs on the
 // development/CI machines; `electron` launches the real app and skips where no binary exists.
-// Not part of `npm test`: run `npx electron-vite build` first, then
+// Build first (`npx electron-vite build`), then
+//   npx playwright test -c e2e/playwright.config.ts --project web
 //   npx playwright test -c e2e/playwright.config.ts --project electron
 import { defineConfig } from '@playwright/test';
 
@@ -8,13 +10,17 @@ export default defineConfig({
   testDir: '.',
   outputDir: '../test-results',
   reporter: [['list']],
+  // ggml runs single-threaded here and the machines have 2 cores: one worker, generous timeouts.
+  workers: 1,
+  timeout: 120_000,
+  expect: { timeout: 15_000 },
   projects: [
     {
       name: 'web',
-      // No web tests yet: the web server (electron/server/) and its `webServer` entry come later.
-      testIgnore: /electron\.spec\.ts$/,
+      testMatch: /web\/.*\.spec\.ts$/,
       use: {
         browserName: 'chromium',
+        screenshot: 'only-on-failure',
         // Playwright's own browsers cannot be downloaded here; Debian's chromium package can.
         launchOptions: {
           executablePath: '/usr/bin/chromium',
