@@ -118,6 +118,9 @@ export class JobRegistry {
   }
 
   private finish(entry: Entry, state: Job['state'], result: unknown, error: string | null): void {
+    // an update still waiting for its throttle window goes out first: the last progress of a
+    // quick job (its phase, its last v* step) is not swallowed by the final state
+    if (entry.timer) this.flush(entry);
     entry.job.state = state;
     entry.job.result = result === undefined ? null : result;
     entry.job.error = error;
