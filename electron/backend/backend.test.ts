@@ -12,6 +12,7 @@ import { tempDir } from '../core/testing/fixtures.ts';
 import { EventHub } from './events.ts';
 import { createBackend } from './index.ts';
 import { CancelledError, JobRegistry } from './jobs.ts';
+import { defaultThresholds } from '../core/probes/verdict.ts';
 
 const options = (dataDir: string) => ({ dataDir, threads: 1, gpu: 'off' as const, mode: 'web' as const });
 
@@ -56,7 +57,7 @@ describe('settings and imports', () => {
   test('settings persist across restarts; bad values are refused and change nothing', async () => {
     const dir = tempDir();
     const first = createBackend(options(dir));
-    assert.deepEqual(await first.getSettings(), { dataFolder: dir, threads: 1, gpu: 'off', thresholds: {} });
+    assert.deepEqual(await first.getSettings(), { dataFolder: dir, threads: 1, gpu: 'off', thresholds: defaultThresholds });
     await first.setSettings({ threads: 3, gpu: 'auto', thresholds: { klMean: { degraded: 0.2, collapsed: 2 } } });
     await assert.rejects(first.setSettings({ threads: 0 }), /threads must be a whole number of at least 1/);
     await assert.rejects(first.setSettings({ thresholds: { klMean: { degraded: 3, collapsed: 2 } } }), /'collapsed' \(2\) must be at least 'degraded' \(3\)/);
@@ -64,7 +65,7 @@ describe('settings and imports', () => {
     await first.close();
     assert.deepEqual(fs.readdirSync(dir).filter((f) => f.startsWith('settings')), ['settings.json'], 'no temporary file left behind');
     const second = createBackend(options(dir));
-    assert.deepEqual(await second.getSettings(), { dataFolder: dir, threads: 3, gpu: 'auto', thresholds: { klMean: { degraded: 0.2, collapsed: 2 } } });
+    assert.deepEqual(await second.getSettings(), { dataFolder: dir, threads: 3, gpu: 'auto', thresholds: { ...defaultThresholds, klMean: { degraded: 0.2, collapsed: 2 } } });
     await second.close();
   });
 

@@ -27,8 +27,9 @@ export class SettingsStore {
     }
   }
 
+  /** The effective settings: every threshold the watch uses, defaults included, so the screen can show them. */
   get(): Settings {
-    return { dataFolder: this.dataDir, ...structuredClone(this.current) };
+    return { dataFolder: this.dataDir, threads: this.current.threads, gpu: this.current.gpu, thresholds: { ...this.thresholds() } };
   }
 
   /** The collapse watch's thresholds: the defaults with the researcher's overrides. */
