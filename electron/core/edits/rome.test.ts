@@ -17,7 +17,7 @@ import { readMomentsFile } from '../stats/momentsFile.ts';
 import { maxAbsDiff } from '../testing/graphFixtures.ts';
 import { nextTokenDistribution, withModel } from '../models/nodeLlamaProbe.ts';
 import { parseEditRequest, RequestError } from './request.ts';
-import { romeDefaults, rewritingPrompts } from './rome.ts';
+import { essencePrompt, keyAndValue, optimizeValue, romeDefaults, rewritingPrompts } from './rome.ts';
 import { romeEdit, type RomeEditResult } from './romeEdit.ts';
 
 let native: GraftNative;
@@ -168,6 +168,26 @@ describe('ROME', () => {
       assert.ok(losses.at(-1)! < losses[0]!);
       assert.ok(r.optimisation.targetProbability.after > r.optimisation.targetProbability.before);
       assert.ok(fs.readdirSync(path.join(dir, 'stats')).some((f) => f.startsWith('sampled-')), 'the sampled corpus is kept for reuse');
+    } finally {
+      graph.dispose();
+    }
+  });
+
+  test('a cancel that arrives before the v* optimisation starts stops it (no steps run)', async () => {
+    const dir = tempDir();
+    const model = generatedModel(native, dir, { arch: 'llama', type: 'f32', layers: 2 });
+    const graph = await openGraphModel(native, model);
+    try {
+      const request = parseEditRequest({ prompt: 'the king of {} said', subject: 'the city', target_new: 'river' });
+      const hp = { ...romeDefaults(2), layer: 0, vSteps: 200, contextTemplates: [[2, 3]] as [number, number][], mom2Adjustment: false };
+      const prompts = rewritingPrompts(graph, request, ['{}']);
+      const essence = essencePrompt(graph, request);
+      const start = await keyAndValue(graph, prompts, 0, []);
+      const controller = new AbortController();
+      controller.abort();  // as when the researcher cancels during the forward pass that precedes Adam
+      const steps: number[] = [];
+      await assert.rejects(optimizeValue(graph, prompts, essence, 0, start, hp, [], { signal: controller.signal, onStep: (s) => steps.push(s.step) }), /cancelled/);
+      assert.deepEqual(steps, []);
     } finally {
       graph.dispose();
     }

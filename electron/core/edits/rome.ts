@@ -11,7 +11,7 @@
 // Prefix-averaged keys are used in the numerator, the denominator and W·k alike (r-ROME), so
 // a subject that is the prompt's first token gets prefixed keys too (C-ROME).
 import type { AdamOptions, GraphOverlay, GraphRequest, NativeGraphModel, RowRef, StepReport } from '../native/graphTypes.ts';
-import { continuationTokens } from '../engine/graphModel.ts';
+import { continuationTokens, optimizeDeltas } from '../engine/graphModel.ts';
 import { filledPrompt, type EditRequest } from './request.ts';
 import { detokenize, sampleContinuations } from './sampling.ts';
 
@@ -192,20 +192,14 @@ export async function optimizeValue(
     maxNorm: [hp.clampNormFactor * valueNorm],
   };
   const before = await graph.run({ ...request, deltas: request.deltas });
-  const { signal, onStep } = control;
-  const abort = () => graph.cancel();
-  signal?.addEventListener('abort', abort, { once: true });
-  try {
-    const run = await graph.optimize(request, adam, onStep);
-    return {
-      delta: run.deltas[0]!,
-      steps: run.steps,
-      cancelled: run.cancelled,
-      targetProbability: { before: Math.exp(-before.nll), after: Math.exp(-run.result.nll) },
-    };
-  } finally {
-    signal?.removeEventListener('abort', abort);
-  }
+  // optimizeDeltas sees an abort that came while the forward pass above ran
+  const run = await optimizeDeltas(graph, request, adam, control);
+  return {
+    delta: run.deltas[0]!,
+    steps: run.steps,
+    cancelled: run.cancelled,
+    targetProbability: { before: Math.exp(-before.nll), after: Math.exp(-run.result.nll) },
+  };
 }
 
 export interface RankOneUpdate {
