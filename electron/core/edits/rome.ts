@@ -193,6 +193,11 @@ export async function optimizeValue(
   };
   const before = await graph.run({ ...request, deltas: request.deltas });
   const { signal, onStep } = control;
+  // The native optimize() clears the graph's cancel flag when it starts, and an 'abort' listener
+  // added after the abort never fires: a cancel that came before this point (while the key or
+  // the run above was computed) would otherwise be lost and all the steps would run. Checked in
+  // the same tick as the optimize() call, so any later abort reaches graph.cancel().
+  if (signal?.aborted) throw new Error('the edit was cancelled before the v* optimisation; nothing was written');
   const abort = () => graph.cancel();
   signal?.addEventListener('abort', abort, { once: true });
   try {
