@@ -3,7 +3,7 @@
 import { test, expect } from '@playwright/test';
 import { join } from 'node:path';
 import { startGraft, type GraftServer } from './graftServer.ts';
-import { screenNames, snap } from './screens.ts';
+import { screenNames, snap } from '../flows.ts';
 
 let server: GraftServer;
 test.beforeAll(async () => {

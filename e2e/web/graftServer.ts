@@ -1,13 +1,12 @@
 // The real web mode for the `web` project: `graft serve` on a free port with a throwaway data
-// folder and a known token, and small generated models to import. Nothing is mocked: the page
+// folder and a known token (the models to import are in ../models.ts). Nothing is mocked: the page
 // talks to the same backend the app uses.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { root } from '../models.ts';
 
-export const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const graft = join(root, 'bin', 'graft.js');
 
 export interface GraftServer {
@@ -69,14 +68,4 @@ function printedUrl(child: ChildProcess): Promise<string> {
     });
     child.once('exit', (code) => fail(`graft serve exited with code ${code} before it was ready`));
   });
-}
-
-/** A 2-layer random-weight llama: big enough to edit, load and export, small enough for CPU CI. */
-export function makeTinyModel(file: string): string {
-  const r = spawnSync(process.execPath, [
-    graft, 'make-model', '--arch', 'llama', '--layers', '2', '--embd', '64', '--ff', '128', '--heads', '4',
-    '--kv-heads', '2', '--vocab', '320', '--type', 'f32', '--seed', '3', '--out', file,
-  ], { cwd: root, encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`make-model failed: ${r.stderr || r.stdout}`);
-  return file;
 }

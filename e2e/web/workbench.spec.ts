@@ -4,8 +4,9 @@
 // while a job runs. Each step leaves a screenshot of its screen.
 import { test, expect, type Page } from '@playwright/test';
 import { join } from 'node:path';
-import { makeTinyModel, startGraft, type GraftServer } from './graftServer.ts';
-import { go, jobIn, snap } from './screens.ts';
+import { startGraft, type GraftServer } from './graftServer.ts';
+import { makeTinyModel } from '../models.ts';
+import { compareOutputs, exportLora, fillFact, go, importModel, jobIn, loadModel, runEdit, snap, toggleInHistory, type Fact } from '../flows.ts';
 
 test.describe.configure({ mode: 'serial', timeout: 240_000 });
 
@@ -24,37 +25,15 @@ test.afterAll(async () => {
   await server?.stop();
 });
 
-/** The fact form filled for an edit that is quick on the tiny model. */
-async function fillFact(subject: string, target: string, steps: number): Promise<void> {
-  await page.getByRole('button', { name: 'One fact' }).click();
-  await page.getByLabel('Prompt', { exact: true }).fill('{} is located in the city of');
-  await page.getByLabel('Subject', { exact: true }).fill(subject);
-  await page.getByLabel('New target', { exact: true }).fill(target);
-  await page.getByRole('spinbutton', { name: 'Layer' }).fill('0');
-  await page.getByRole('spinbutton', { name: 'v* steps' }).fill(String(steps));
-  // No second-moment statistics for a random model: they would need a corpus pass first.
-  await page.getByLabel('Second-moment adjustment (C⁻¹)').uncheck();
-}
+/** A fact that is quick to edit on the tiny model. */
+const fact = (target: string, steps: number): Fact => ({ prompt: '{} is located in the city of', subject: 'Graftonia', target, layer: 0, steps });
 
 test('import and load a model with progress', async ({}, info) => {
-  await page.getByLabel('Path to a .gguf file').fill(modelFile);
-  await page.getByRole('button', { name: 'Import' }).click();
-  const table = page.getByRole('table', { name: 'Imported models' });
-  await expect(table.getByTitle(modelFile)).toBeVisible();
-  await expect(table.getByRole('row').nth(1)).toContainText('llama');
-  await expect(page.getByTestId('load-estimate')).toContainText('Estimate for');
-
+  await importModel(page, modelFile);
   await page.getByRole('radio', { name: 'layers' }).check();
   await expect(page.getByRole('slider', { name: 'GPU layers' })).toBeEnabled();
-  await page.getByRole('radio', { name: 'auto' }).check();
-  await page.getByRole('button', { name: /^Load( anyway)?$/ }).click();
-
-  const job = jobIn(page);
-  await expect(job).toBeVisible();
-  await expect(job).toHaveAttribute('data-state', 'done', { timeout: 60_000 });
-  await expect(page.getByRole('status', { name: 'Loaded model' })).toContainText('tiny-llama.gguf');
   // llama.cpp offloads the output layer too: 2 blocks are 3 layers
-  await expect(page.getByRole('status', { name: 'Loaded model' })).toContainText(/GPU layers \d+\/3/);
+  await loadModel(page, 'tiny-llama.gguf', 3);
   await snap(page, info, 'models-loaded');
 });
 
@@ -69,24 +48,13 @@ test('the form explains a subject written into the prompt', async () => {
 });
 
 test('trace and edit: curves, metrics and a verdict', async ({}, info) => {
-  await go(page, 'Edit');
-  await fillFact('Graftonia', ' Paris', 5);
+  await fillFact(page, fact(' Paris', 5));
   await page.getByRole('button', { name: 'Trace this fact' }).click();
   await expect(page.getByTestId('suggested-layer')).toBeVisible({ timeout: 120_000 });
   // a header row and one row per traced layer
   expect(await page.getByRole('table', { name: /Probability of the answer/ }).getByRole('row').count()).toBeGreaterThan(1);
 
-  await page.getByRole('button', { name: 'Run edit' }).click();
-  const run = page.getByTestId('edit-run');
-  await expect(jobIn(page, 'edit-run')).toHaveAttribute('data-state', 'done', { timeout: 180_000 });
-  await run.getByText(/^Data table/).first().click();
-  await expect(run.getByTestId('chart-point').first()).toBeVisible();
-  // at most the 5 steps asked for (the optimisation may stop early once the target is reached)
-  const points = await run.getByRole('figure').first().getByTestId('chart-point').count();
-  expect(points).toBeGreaterThan(0);
-  expect(points).toBeLessThanOrEqual(5);
-  await expect(run.getByTestId('edit-verdict')).toContainText(/ok|degraded|collapsed/);
-  await expect(run.getByRole('table', { name: 'Request metrics' })).toContainText('Efficacy');
+  await runEdit(page, 5);
   await snap(page, info, 'edit-done');
 });
 
@@ -114,17 +82,8 @@ test('a request document without a subject shows a marker', async ({}, info) => 
 });
 
 test('history lists the edit and toggles it off and on', async ({}, info) => {
-  await go(page, 'History');
+  await toggleInHistory(page, 'Graftonia', ' Paris');
   const row = page.getByTestId('edit-row').filter({ hasText: 'Graftonia' });
-  await expect(row).toHaveCount(1);
-  await expect(row).toContainText('Paris');
-  const toggle = row.getByRole('switch');
-  await expect(toggle).toBeChecked();
-  await toggle.uncheck();
-  await expect(toggle).not.toBeChecked();
-  await expect(row).toContainText('off');
-  await toggle.check();
-  await expect(toggle).toBeChecked();
 
   await page.getByPlaceholder('subject, target, tag…').fill('no such subject');
   await expect(page.getByText('No edit matches the filter.')).toBeVisible();
@@ -153,28 +112,12 @@ test('probes chart one point per run', async ({}, info) => {
 });
 
 test('compare streams tokens on both sides', async ({}, info) => {
-  await go(page, 'Compare');
-  await page.getByLabel('Prompt', { exact: true }).fill('Graftonia is located in the city of');
-  await page.getByRole('spinbutton', { name: 'Max tokens' }).fill('6');
-  await page.getByRole('button', { name: 'Generate both' }).click();
-  await expect(page.getByTestId('tokens-base').locator('.tok').first()).toBeVisible({ timeout: 60_000 });
-  await expect(page.getByTestId('tokens-edited').locator('.tok').first()).toBeVisible({ timeout: 60_000 });
-  await expect(jobIn(page)).toHaveAttribute('data-state', 'done', { timeout: 120_000 });
-  // Focus shows the top-k alternatives, as hovering does.
-  await page.getByTestId('tokens-base').locator('.tok').first().focus();
-  await expect(page.getByRole('tooltip')).toContainText('p =');
+  await compareOutputs(page, 'Graftonia is located in the city of', 6);
   await snap(page, info, 'compare');
 });
 
 test('export a LoRA adapter and see it verified', async ({}, info) => {
-  await go(page, 'Export');
-  await page.getByRole('radio', { name: /LoRA adapter/ }).check();
-  const out = join(server.workDir, 'e2e.lora.gguf');
-  await page.getByLabel('Output path').fill(out);
-  await page.getByRole('button', { name: 'Start export' }).click();
-  await expect(jobIn(page)).toHaveAttribute('data-state', 'done', { timeout: 120_000 });
-  await expect(page.getByTestId('export-result')).toContainText('Verified');
-  await expect(page.getByRole('table', { name: 'Past exports' })).toContainText(out);
+  await exportLora(page, join(server.workDir, 'e2e.lora.gguf'));
   await snap(page, info, 'export');
 });
 
@@ -188,8 +131,7 @@ test('settings and logs', async ({}, info) => {
 });
 
 test('a reloaded page finds the running job again', async ({}, info) => {
-  await go(page, 'Edit');
-  await fillFact('Graftonia', ' Rome', 400);
+  await fillFact(page, fact(' Rome', 400));
   await page.getByLabel('Collapse probes after the edit').uncheck();
   await page.getByRole('button', { name: 'Run edit' }).click();
   await expect(jobIn(page, 'edit-run')).toHaveAttribute('data-state', 'running', { timeout: 30_000 });

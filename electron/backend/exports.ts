@@ -34,6 +34,9 @@ export function startExport(ctx: BackendContext, format: ExportRow['kind'], out:
     fs.mkdirSync(dir, { recursive: true });
     target = path.join(dir, target);
   }
+  // checked here too (exportStack checks again) so the form says it at once, in the app's words
+  if (fs.existsSync(target)) throw new Error(`${target} exists; choose another output path (exports never overwrite a file)`);
+  if (!fs.existsSync(path.dirname(target))) throw new Error(`the folder ${path.dirname(target)} does not exist; choose another output path`);
   const jobId = ctx.jobs.start('export', `Export ${format} → ${path.basename(target)}`, async (control) => {
     stillLoaded(ctx, loaded);
     control.progress({ fraction: null, phase: format === 'lora' || format === 'gguf' ? 'writing and verifying in node-llama-cpp' : 'writing' });

@@ -221,6 +221,17 @@ describe('ROME', () => {
       await assert.rejects(run({ prompt: 'the {} said', subject: 'king', target_new: 'dog' }, { vSteps: 200, stopLoss: -1 }, {
         signal: controller.signal, onProgress: (p: { step?: unknown }) => { if (p.step && ++steps === 2) controller.abort(); },
       }), /cancelled/);
+      // a cancel that arrives just before the v* optimisation starts (the app's Cancel button
+      // pressed while the key is computed) stops it too, before a single step
+      const early = new AbortController();
+      let lateSteps = 0;
+      await assert.rejects(run({ prompt: 'the {} said', subject: 'king', target_new: 'dog' }, { vSteps: 200, stopLoss: -1 }, {
+        signal: early.signal, onProgress: (p: { phase?: string; step?: unknown }) => {
+          if (p.step) lateSteps++;
+          else if (p.phase === 'value') early.abort();
+        },
+      }), /cancelled/);
+      assert.equal(lateSteps, 0, 'no v* step after the cancel');
       assert.deepEqual(fs.readdirSync(out), [], 'nothing may be written by a failed or cancelled edit');
     } finally {
       graph.dispose();
