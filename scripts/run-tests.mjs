@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Runs every *.test.ts under electron/, renderer/ and bench/ with node's test runner (through tsx),
+// Runs every *.test.ts under electron/, renderer/, bench/ and scripts/ with node's test runner (through tsx),
 // one file at a time: ggml is single-threaded here by design and the machines have 2 cores.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -18,7 +18,7 @@ function findTests(dir) {
   });
 }
 
-const files = ['electron', 'renderer', 'bench'].flatMap((d) => findTests(path.join(root, d)))
+const files = ['electron', 'renderer', 'bench', 'scripts'].flatMap((d) => findTests(path.join(root, d)))
   .filter((f) => filter.length === 0 || filter.some((p) => f.includes(p)))
   .sort();
 if (files.length === 0) {

@@ -7,6 +7,7 @@ import type {
   Api, DocumentProblem, EditDetail, EditOptions, EditRequestInput, EditRow, ExportRow, Job, LoadEstimate, LoadedModel, LogLine, Method,
   ModelRow, ProbeRunRow, Settings,
 } from '../api/contract.ts';
+import { appRoot } from '../core/appPaths.ts';
 import { configureSharedLlama } from '../core/models/llama.ts';
 import { loadNative, type GraftNative } from '../core/native/binding.ts';
 import { openDatabase } from '../core/store/database.ts';
@@ -32,8 +33,7 @@ export interface BackendOptions {
 
 const appVersion = (() => {
   try {
-    const pkg = new URL('../../package.json', import.meta.url);
-    return (JSON.parse(fs.readFileSync(pkg, 'utf8')) as { version: string }).version;
+    return (JSON.parse(fs.readFileSync(path.join(appRoot, 'package.json'), 'utf8')) as { version: string }).version;
   } catch {
     return 'unknown';
   }

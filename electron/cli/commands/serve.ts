@@ -1,8 +1,8 @@
 // `graft serve`: the web mode (electron/server) until Ctrl-C. The one line on stdout is the
 // URL with the access token, so scripts and tests can read it; everything else goes to stderr.
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 
+import { appRoot } from '../../core/appPaths.ts';
 import { defaultDatabasePath } from '../../core/store/database.ts';
 import { startServer } from '../../server/index.ts';
 import { integerOption, parseCommandArgs } from '../args.ts';
@@ -13,7 +13,7 @@ export const serveUsage = 'graft serve [--port N] [--host H] [--data DIR] [--tok
 export const defaultPort = 5317;
 
 /** out/renderer of this checkout, where `npx electron-vite build` writes the renderer. */
-export const builtRendererDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'out', 'renderer');
+export const builtRendererDir = path.join(appRoot, 'out', 'renderer');
 
 export async function runServe(argv: string[]): Promise<void> {
   const { values, positionals } = parseCommandArgs(argv, {

@@ -4,12 +4,10 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 
+import { appRoot as root } from '../../core/appPaths.ts';
 import { defaultDatabasePath } from '../../core/store/database.ts';
 import { builtRendererDir, defaultPort, serve } from './serve.ts';
-
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 
 /** Why Electron cannot start here, or null when its binary exists. */
 export function electronUnavailable(): string | null {

@@ -4,8 +4,8 @@
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 
+import { appRoot, unpackedPath } from '../appPaths.ts';
 import type { GraphModelOptions, NativeGraphModel } from './graphTypes.ts';
 
 export type KvType = 'u8' | 'i8' | 'u16' | 'i16' | 'u32' | 'i32' | 'u64' | 'i64' | 'f32' | 'f64' | 'bool' | 'str' | 'arr';
@@ -261,9 +261,9 @@ export interface GraftNative {
 export const nativeVariants = ['cpu', 'cuda', 'vulkan'] as const;
 export type NativeVariant = (typeof nativeVariants)[number];
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const repoRoot = path.resolve(here, '..', '..', '..');
-export const nativeBuildDir = path.join(repoRoot, 'native', 'build', 'Release');
+// The addons' RUNPATH ($ORIGIN/../../../node_modules/@node-llama-cpp/…) finds node-llama-cpp's
+// ggml and llama libraries from here in a checkout and in app.asar.unpacked alike.
+export const nativeBuildDir = unpackedPath(path.join(appRoot, 'native', 'build', 'Release'));
 
 const loaded = new Map<NativeVariant, GraftNative>();
 

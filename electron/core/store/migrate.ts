@@ -3,11 +3,14 @@
 // and a database written by a newer Graft is refused rather than misread.
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 
 import type Database from 'better-sqlite3';
 
-export const migrationsDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'migrations');
+import { appRoot } from '../appPaths.ts';
+import { embeddedMigrationFiles } from './embeddedMigrations.ts';
+
+/** The checkout's migrations/ (read when running from source; bundles carry their own copy). */
+export const migrationsDir = path.join(appRoot, 'migrations');
 
 export interface Migration {
   version: number;
@@ -15,11 +18,14 @@ export interface Migration {
   sql: string;
 }
 
-export function loadMigrations(dir = migrationsDir): Migration[] {
-  const migrations = fs.readdirSync(dir)
+/** The migrations in order: from `dir` when given, else the bundle's copy or migrations/. */
+export function loadMigrations(dir?: string): Migration[] {
+  const embedded = dir === undefined ? embeddedMigrationFiles : null;
+  const folder = dir ?? migrationsDir;
+  const migrations = (embedded ? Object.keys(embedded) : fs.readdirSync(folder))
     .map((file) => /^(\d{4})_([\w-]+)\.sql$/.exec(file))
     .filter((m): m is RegExpExecArray => m !== null)
-    .map((m) => ({ version: Number(m[1]), name: m[2]!, sql: fs.readFileSync(path.join(dir, m[0]), 'utf8') }))
+    .map((m) => ({ version: Number(m[1]), name: m[2]!, sql: embedded ? embedded[m[0]]! : fs.readFileSync(path.join(folder, m[0]), 'utf8') }))
     .sort((a, b) => a.version - b.version);
   migrations.forEach((m, i) => {
     if (m.version !== i + 1) throw new Error(`migrations must be numbered 0001, 0002, … without gaps; found ${String(m.version).padStart(4, '0')} at place ${i + 1}`);
