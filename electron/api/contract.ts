@@ -221,6 +221,8 @@ export interface Api {
 
   listModels(): Promise<ModelRow[]>;
   importModel(path: string): Promise<ModelRow>;
+  /** the desktop app's file dialog (null when dismissed); the web mode refuses it: type the path there */
+  chooseModelFile(): Promise<string | null>;
   estimateLoad(modelId: number, gpuLayers: number | 'auto' | 'max'): Promise<LoadEstimate>;
   /** starts a 'load' job; the result is a LoadedModel */
   loadModel(modelId: number, gpuLayers: number | 'auto' | 'max'): Promise<{ jobId: string }>;

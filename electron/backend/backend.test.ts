@@ -78,6 +78,8 @@ describe('settings and imports', () => {
     await assert.rejects(backend.importModel(path.join(dir, 'notes.gguf')), /is not a GGUF file/);
     assert.deepEqual(await backend.listModels(), []);
     await assert.rejects(backend.startEdit({ prompt: '{} is', subject: 'x', targetNew: 'y' }, {}), /load a model first/);
+    // the file dialog belongs to the desktop shell; the web mode says to type the path
+    await assert.rejects(backend.chooseModelFile(), (e: Error & { code?: string }) => e.code === 'not-available' && /type the path/.test(e.message));
     await backend.close();
   });
 

@@ -41,7 +41,7 @@ const appVersion = (() => {
 
 // Every method of the contract, checked complete by the compiler: what a transport may call.
 const contractMethods: Record<Method, true> = {
-  version: true, listModels: true, importModel: true, estimateLoad: true, loadModel: true, unloadModel: true, loadedModel: true,
+  version: true, listModels: true, importModel: true, chooseModelFile: true, estimateLoad: true, loadModel: true, unloadModel: true, loadedModel: true,
   checkRequestDocument: true, editRequestSchema: true, startEdit: true, startTrace: true,
   listEdits: true, getEdit: true, setEnabled: true, moveEdit: true, addNote: true, setTags: true,
   listProbeRuns: true, startProbes: true, startHardCases: true, startCompare: true, listExports: true, startExport: true,
@@ -96,6 +96,10 @@ export class Backend implements Api {
 
   async listModels(): Promise<ModelRow[]> { return listModels(this.ctx); }
   async importModel(file: string): Promise<ModelRow> { return importModel(this.ctx, file); }
+  /** Electron main answers this itself with a native dialog; a browser page has none to offer. */
+  async chooseModelFile(): Promise<string | null> {
+    throw Object.assign(new Error('a file dialog needs the desktop app; in the web mode type the path of the .gguf file'), { code: 'not-available' });
+  }
   async estimateLoad(modelId: number, gpuLayers: number | 'auto' | 'max'): Promise<LoadEstimate> { return estimateLoad(this.ctx, modelId, gpuLayers); }
   async loadModel(modelId: number, gpuLayers: number | 'auto' | 'max'): Promise<{ jobId: string }> { return loadModel(this.ctx, modelId, gpuLayers); }
   async unloadModel(): Promise<void> {

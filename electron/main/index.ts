@@ -1,7 +1,7 @@
 // Thin Electron shell: one window with secure defaults, and the backend
 // (electron/backend) behind the contract on the single 'rpc' IPC channel, answering only
 // pages served from app://graft/.
-import { app, BrowserWindow, ipcMain, net, protocol, shell, type WebContents } from 'electron';
+import { app, BrowserWindow, dialog, ipcMain, net, protocol, shell, type WebContents } from 'electron';
 import { join, normalize, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -64,7 +64,14 @@ function endpointFor(contents: WebContents): ReturnType<typeof rpcServer> {
   let endpoint = endpoints.get(contents.id);
   if (endpoint) return endpoint;
   const post = (message: string) => { if (!contents.isDestroyed()) contents.send(CHANNEL, message); };
-  const rpc = rpcServer(backend!.rpcSurface(), post);
+  // the one request only the desktop shell can answer: a native file dialog over this window
+  const chooseModelFile = async (): Promise<string | null> => {
+    const window = BrowserWindow.fromWebContents(contents);
+    const options = { title: 'Open a GGUF model', properties: ['openFile' as const], filters: [{ name: 'GGUF models', extensions: ['gguf'] }] };
+    const picked = window ? await dialog.showOpenDialog(window, options) : await dialog.showOpenDialog(options);
+    return picked.canceled ? null : picked.filePaths[0] ?? null;
+  };
+  const rpc = rpcServer({ ...backend!.rpcSurface(), chooseModelFile }, post);
   const unsubscribe = backend!.subscribe((event, ...data) => rpc.emit(event, ...data));
   contents.once('destroyed', () => {
     unsubscribe();
