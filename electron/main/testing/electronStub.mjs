@@ -36,6 +36,8 @@ export class BrowserWindow {
 
 export const ipcMain = { on: () => {} };
 export const shell = { openExternal: () => Promise.resolve() };
+// no window ever asks for a file here; the bundle only needs the name to link
+export const dialog = { showOpenDialog: () => Promise.resolve({ canceled: true, filePaths: [] }) };
 export const protocol = {
   registerSchemesAsPrivileged: () => {},
   handle: (scheme, handler) => { state.protocolHandlers.set(scheme, handler); },
@@ -48,4 +50,4 @@ export const net = {
   },
 };
 
-export default { app, BrowserWindow, ipcMain, shell, protocol, net };
+export default { app, BrowserWindow, dialog, ipcMain, shell, protocol, net };
