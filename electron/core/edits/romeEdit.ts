@@ -3,20 +3,18 @@
 // itself), and the result is written as a rank-one LoRA adapter for blk.L.ffn_down.weight.
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 
 import { writeLoraAdapter } from '../export/loraAdapter.ts';
-import { sha256OfFile } from '../models/modelInfo.ts';
-import type { CholeskyFactor, GraftNative } from '../native/binding.ts';
+import type { GraftNative } from '../native/binding.ts';
 import type { GraphOverlay, NativeGraphModel, StepReport } from '../native/graphTypes.ts';
-import { readMomentsFile, type MomentsKey } from '../stats/momentsFile.ts';
-import { computeSecondMoments } from '../stats/secondMoments.ts';
+import { layerStatistics, type StatisticsUsed } from './covariance.ts';
 import type { EditRequest } from './request.ts';
 import {
   contextTemplates, essencePrompt, keyAndValue, optimizeValue, rankOneUpdate, rewritingPrompts, type RomeHparams,
 } from './rome.ts';
-import { detokenize, sampleContinuations } from './sampling.ts';
+
+export type { StatisticsUsed } from './covariance.ts';
 
 export type RomePhase = 'templates' | 'statistics' | 'key' | 'value' | 'update' | 'adapter';
 
@@ -73,66 +71,9 @@ export interface RomeEditResult {
   timings: Record<RomePhase, number>;
 }
 
-const factors = new Map<string, Promise<CholeskyFactor>>();
-
-function defaultStatisticsDir(): string {
-  return path.join(os.homedir(), '.cache', 'graft', 'moments');
-}
-
-/** Text sampled from the model itself, kept next to the statistics so reruns reuse it. */
-async function sampledCorpus(graph: NativeGraphModel, modelSha: string, tokens: number, seed: number, dir: string): Promise<string> {
-  const file = path.join(dir, `sampled-${modelSha.slice(0, 16)}-seed${seed}-${tokens}.txt`);
-  if (fs.existsSync(file)) return file;
-  const perText = Math.min(128, graph.info.contextLength - 1);
-  const count = Math.ceil(tokens / perText);
-  const bos = graph.tokenize('', true);
-  const texts = await sampleContinuations(graph, Array.from({ length: count }, () => bos), { lengths: Array(count).fill(perText), topK: 40, seed });
-  const tmp = `${file}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, texts.map((t) => detokenize(graph, t)).join('\n'));
-  fs.renameSync(tmp, file);
-  return file;
-}
-
-export interface StatisticsUsed {
-  file: string;
-  layer: number;
-  corpusSha256: string;
-  tokenCount: number;
-  contextSize: number;
-}
-
-function momentsFromFile(file: string, modelSha256: string, layer: number): { file: string; layer: number; n: number; nFf: number; matrix: Float64Array; key: MomentsKey } {
-  if (!fs.existsSync(file)) throw new Error(`the second-moment file ${file} is missing; compute the statistics again (give --corpus)`);
-  const { header, matrix } = readMomentsFile(file);
-  if (header.modelSha256 !== modelSha256) throw new Error(`${file} holds statistics of another model`);
-  if (header.layer !== layer) throw new Error(`${file} holds statistics of layer ${header.layer}, not ${layer}`);
-  return { file, layer, n: header.n, nFf: header.nFf, matrix, key: header };
-}
-
 async function covarianceSolve(native: GraftNative, graph: NativeGraphModel, o: RomeEditOptions): Promise<{ solve: (k: Float64Array) => Float64Array; tokens: number; used: StatisticsUsed }> {
-  const dir = o.statisticsDir ?? defaultStatisticsDir();
-  fs.mkdirSync(dir, { recursive: true });
-  const modelSha = await sha256OfFile(o.modelPath);
-  const m = o.statisticsFile ? momentsFromFile(o.statisticsFile, modelSha, o.hparams.layer) : (await computeSecondMoments(native, {
-    model: o.modelPath, corpus: o.corpus ?? (await sampledCorpus(graph, modelSha, o.statisticsTokens ?? 8192, o.hparams.seed, dir)),
-    layers: [o.hparams.layer], outDir: dir, contextSize: Math.min(512, graph.info.contextLength),
-    ...(o.statisticsTokens !== undefined && o.corpus !== undefined ? { tokenCount: o.statisticsTokens } : {}),
-    ...(o.signal ? { signal: o.signal } : {}),
-  }))[0]!;
-  const key = `${m.file}:${o.hparams.mom2Ridge}`;
-  let cached = factors.get(key);
-  if (!cached) {
-    let trace = 0;
-    for (let i = 0; i < m.nFf; i++) trace += m.matrix[i * m.nFf + i]!;
-    cached = native.factorSpd(m.matrix, m.nFf, (o.hparams.mom2Ridge * trace) / m.nFf);
-    factors.set(key, cached);
-    cached.catch(() => factors.delete(key));
-  }
-  const factor = await cached;
-  return {
-    solve: (k) => factor.solve(k), tokens: m.n,
-    used: { file: m.file, layer: m.layer, corpusSha256: m.key.corpusSha256, tokenCount: m.key.tokenCount, contextSize: m.key.contextSize },
-  };
+  const [stats] = await layerStatistics(native, graph, { ...o, seed: o.hparams.seed }, [o.hparams.layer], o.hparams.mom2Ridge);
+  return { solve: stats!.solve, tokens: stats!.tokens, used: stats!.used };
 }
 
 function frobenius(values: ArrayLike<number>): number {

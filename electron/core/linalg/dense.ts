@@ -178,7 +178,7 @@ export function symmetricEigen(a: Matrix): SymmetricEigen {
  * Moore–Penrose inverse of a symmetric matrix: eigenvalues below tolerance · max|λ| count as
  * zero. Used where a batch's Gram matrix is singular (two identical keys).
  */
-export function symmetricPseudoInverse(a: Matrix, tolerance = 1e-12): { inverse: Matrix; rank: number } {
+export function symmetricPseudoInverse(a: Matrix, tolerance = 1e-12): { inverse: Matrix; rank: number; values: Float64Array } {
   const { values, vectors } = symmetricEigen(a);
   const n = a.rows;
   const largest = values.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
@@ -193,5 +193,5 @@ export function symmetricPseudoInverse(a: Matrix, tolerance = 1e-12): { inverse:
       for (let j = 0; j < n; j++) out.data[i * n + j]! += vik * vectors.data[j * n + k]!;
     }
   }
-  return { inverse: out, rank };
+  return { inverse: out, rank, values };
 }
