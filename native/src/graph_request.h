@@ -89,6 +89,7 @@ struct AdamOptions {
     float beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;
     float weight_decay = 0.0f;      // adds weight_decay · ‖δ‖² to the loss
     float norm_penalty = 0.0f;      // adds norm_penalty · ‖δ‖ (ROME's "weight decay", norm not squared)
+    std::vector<float> norm_penalties;  // per delta, overriding norm_penalty: independent targets optimised in one graph
     std::vector<float> max_norm;    // per delta; ≤ 0 or missing: unclamped
     double stop_loss = -1;          // stop once the loss is below this
 };

@@ -489,10 +489,11 @@ GraphResult GraphRun::optimize(const AdamOptions & o, const std::function<bool(c
         report.nll = r.nll;
         report.kl = r.kl;
         double decay = 0;
-        for (const auto & d : delta_values_) {
+        const auto penalty = [&](size_t i) { return i < o.norm_penalties.size() ? o.norm_penalties[i] : o.norm_penalty; };
+        for (size_t i = 0; i < delta_values_.size(); ++i) {
             double n2 = 0;
-            for (float x : d) n2 += static_cast<double>(x) * x;
-            decay += o.weight_decay * n2 + o.norm_penalty * std::sqrt(n2);
+            for (float x : delta_values_[i]) n2 += static_cast<double>(x) * x;
+            decay += o.weight_decay * n2 + penalty(i) * std::sqrt(n2);
             report.delta_norms.push_back(std::sqrt(n2));
         }
         report.loss = r.loss + decay;
@@ -503,7 +504,7 @@ GraphResult GraphRun::optimize(const AdamOptions & o, const std::function<bool(c
             std::vector<float> next = delta_values_[i];
             const double norm = report.delta_norms[i];
             for (size_t j = 0; j < next.size(); ++j) {
-                const double g = r.gradients[i][j] + 2.0 * o.weight_decay * next[j] + (norm > 0 ? o.norm_penalty * next[j] / norm : 0.0);
+                const double g = r.gradients[i][j] + 2.0 * o.weight_decay * next[j] + (norm > 0 ? penalty(i) * next[j] / norm : 0.0);
                 m[i][j] = o.beta1 * m[i][j] + (1 - o.beta1) * g;
                 v[i][j] = o.beta2 * v[i][j] + (1 - o.beta2) * g * g;
                 const double mh = m[i][j] / (1 - std::pow(o.beta1, t)), vh = v[i][j] / (1 - std::pow(o.beta2, t));

@@ -116,7 +116,12 @@ AdamOptions adam_from_js(const Napi::Value & v) {
     a.beta2 = float_or(o, "beta2", a.beta2);
     a.eps = float_or(o, "eps", a.eps);
     a.weight_decay = float_or(o, "weightDecay", a.weight_decay);
-    a.norm_penalty = float_or(o, "normPenalty", a.norm_penalty);
+    if (o.Get("normPenalty").IsArray()) {
+        const auto penalties = array_of(o.Get("normPenalty"), "normPenalty");
+        for (uint32_t i = 0; i < penalties.Length(); ++i) a.norm_penalties.push_back(penalties.Get(i).As<Napi::Number>().FloatValue());
+    } else {
+        a.norm_penalty = float_or(o, "normPenalty", a.norm_penalty);
+    }
     if (o.Get("stopLoss").IsNumber()) a.stop_loss = o.Get("stopLoss").As<Napi::Number>().DoubleValue();
     const auto norms = array_of(o.Get("maxNorm"), "maxNorm");
     for (uint32_t i = 0; i < norms.Length(); ++i) a.max_norm.push_back(norms.Get(i).IsNumber() ? norms.Get(i).As<Napi::Number>().FloatValue() : 0.0f);

@@ -6,7 +6,7 @@
 //   MEMIT      A = (λC + KKᵀ)⁻¹ K                     normal equations ΔW(λC + KKᵀ) = R Kᵀ
 //              = (λC)⁻¹K (I + Kᵀ(λC)⁻¹K)⁻¹            (push-through identity)
 //   EMMET      A = C'⁻¹ K D⁻¹,  D = Kᵀ C'⁻¹ K + μ I   equalities ΔW K = R D⁻¹(D − μI): = R at μ = 0
-//              C' = λC + νI; pseudo-inverse of D when it is singular (repeated keys)
+//              C' = λC (plus the ridge every solve carries); pseudo-inverse of D when singular
 //   AlphaEdit  A = S⁻¹ P K,  S = P(KKᵀ + KₚKₚᵀ) + ℓ I  ΔW k₀ = 0 for every k₀ with P k₀ = 0
 //              with B = [K Kₚ]: S⁻¹ = (I − PB(ℓI + BᵀPB)⁻¹Bᵀ)/ℓ   (Woodbury)
 import { column, fromColumns, matrix, multiply, multiplyTransposed, solve, symmetricPseudoInverse, type Matrix } from '../linalg/dense.ts';
@@ -60,7 +60,7 @@ export interface EmmetResult {
   conditioning: number;
 }
 
-/** EMMET's A = C'⁻¹K D⁻¹; covariance solves with C' / λ, i.e. the caller's C + (ν/λ) I. */
+/** EMMET's A = C'⁻¹K D⁻¹ with C' = λC; covariance solves with C. */
 export function emmetAdjustedKeys(keys: Matrix, covariance: SpdSolve, lambda: number, emmetLambda: number): EmmetResult {
   if (!(lambda > 0)) throw new Error(`mom2_update_weight λ must be positive, got ${lambda}`);
   const y = solveColumns(covariance, keys, 1 / lambda);        // C'⁻¹K

@@ -186,7 +186,7 @@ describe('ROME', () => {
       const controller = new AbortController();
       controller.abort();  // as when the researcher cancels during the forward pass that precedes Adam
       const steps: number[] = [];
-      await assert.rejects(optimizeValue(graph, prompts, essence, 0, start, hp, [], { signal: controller.signal, onStep: (s) => steps.push(s.step) }), /cancelled/);
+      await assert.rejects(optimizeValue(graph, prompts, essence, { layer: 0, site: 'mlp_out', start }, hp, [], { signal: controller.signal, onStep: (s) => steps.push(s.step) }), /cancelled/);
       assert.deepEqual(steps, []);
     } finally {
       graph.dispose();

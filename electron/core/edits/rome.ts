@@ -162,11 +162,21 @@ export interface ValueOptimisation {
   targetProbability: { before: number; after: number };
 }
 
-/** The v* optimisation: a delta on layer L's MLP output at every prompt's subject token. */
+/** Where the optimised delta is added, and what it starts from (the value whose norm bounds it). */
+export interface ValueSite {
+  layer: number;
+  /** ROME: the MLP output; MEMIT and its relatives: the layer's output (the residual stream). */
+  site: 'mlp_out' | 'resid_out';
+  start: Pick<KeyAndValue, 'value' | 'layerInput'>;
+}
+
+/** The v* (ROME) or z (MEMIT) optimisation: a delta at layer L's site at every prompt's subject token. */
 export async function optimizeValue(
-  graph: NativeGraphModel, prompts: PreparedPrompt[], essence: PreparedPrompt, layer: number, start: KeyAndValue,
-  hp: RomeHparams, overlays: GraphOverlay[], control: { signal?: AbortSignal; onStep?: (s: StepReport) => void } = {},
+  graph: NativeGraphModel, prompts: PreparedPrompt[], essence: PreparedPrompt, at: ValueSite,
+  hp: Pick<RomeHparams, 'vLr' | 'vSteps' | 'klFactor' | 'vWeightDecay' | 'clampNormFactor' | 'stopLoss'>, overlays: GraphOverlay[],
+  control: { signal?: AbortSignal; onStep?: (s: StepReport) => void } = {},
 ): Promise<ValueOptimisation> {
+  const { layer, start } = at;
   const all = [...prompts, essence];
   const essenceRow = { prompt: prompts.length, pos: essence.lookup };
   // The essence prompt's input states: one more run (it was not among the key prompts).
@@ -181,7 +191,7 @@ export async function optimizeValue(
     fromLayer: layer,
     inputStates,
     overlays,
-    deltas: [{ layer, site: 'mlp_out', rows: rowsOf(all), values: new Float32Array(graph.info.nEmbd) }],
+    deltas: [{ layer, site: at.site, rows: rowsOf(all), values: new Float32Array(graph.info.nEmbd) }],
     targets: prompts.flatMap((p, prompt) => p.targets.map((t) => ({ prompt, pos: t.pos, token: t.token, weight: 1 / nTargets }))),
     references: hp.klFactor > 0 ? [{ ...essenceRow, logprobs: reference, weight: hp.klFactor }] : [],
   };

@@ -125,7 +125,7 @@ export async function romeEdit(native: GraftNative, graph: NativeGraphModel, o: 
   // denominator and W·k alike (r-ROME), so it cannot make the denominator collapse.
   const firstToken = bare.lookup === bos && graph.tokenize(request.subject, false).length === 1;
   const start = await phase('key', () => keyAndValue(graph, prompts, hp.layer, overlays));
-  const value = await phase('value', () => optimizeValue(graph, prompts, essence, hp.layer, start, hp, overlays, {
+  const value = await phase('value', () => optimizeValue(graph, prompts, essence, { layer: hp.layer, site: 'mlp_out', start }, hp, overlays, {
     ...(o.signal ? { signal: o.signal } : {}),
     onStep: (step) => o.onProgress?.({ phase: 'value', step, targetProbability: Math.exp(-step.nll) }),
   }));

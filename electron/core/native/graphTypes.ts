@@ -74,8 +74,8 @@ export interface AdamOptions {
   eps?: number;
   /** Adds weightDecay · ‖δ‖² to the loss. */
   weightDecay?: number;
-  /** Adds normPenalty · ‖δ‖ to the loss (ROME's weight decay: the norm, not squared). */
-  normPenalty?: number;
+  /** Adds normPenalty · ‖δ‖ to the loss (ROME's weight decay: the norm, not squared); an array gives each delta its own. */
+  normPenalty?: number | number[];
   /** Per delta; the delta is rescaled onto this norm after each step when longer. */
   maxNorm?: number[];
   stopLoss?: number;
