@@ -46,7 +46,7 @@ describe('request files', () => {
     assert.throws(() => readRequestFile(file), (error: Error) => {
       assert.ok(error.message.startsWith(`${file}: `), error.message);
       assert.match(error.message, /line 3 \(record 2\), column \d+: "subject" is missing/);
-      assert.match(error.message, /line 4 \(record 3\), column \d+: .*\(each line must be one complete JSON object\)/);
+      assert.match(error.message, /line 4 \(record 3\): not valid JSON \(.+\); each line must be one complete JSON object/);
       assert.match(error.message, /line 5 \(record 4\): is a list; a \.jsonl file holds one request object per line/);
       assert.doesNotMatch(error.message, /line 1/);
       return true;

@@ -40,13 +40,20 @@ function jsonlRequests(file: string, text: string): EditRequest[] {
     if (line.trim() === '') return;
     record++;
     const where = `line ${i + 1} (record ${record})`;
-    if (line.trimStart().startsWith('[')) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(line);
+    } catch (error) {
+      located.push(`${where}: not valid JSON (${(error as Error).message}); each line must be one complete JSON object`);
+      return;
+    }
+    if (Array.isArray(parsed)) {
       located.push(`${where}: is a list; a .jsonl file holds one request object per line (use .json for a list)`);
       return;
     }
     const checked = checkRequestDocument(line, 'json');
     // the line is checked alone, so a problem's column is on this line; its own "line 1" is not
-    located.push(...checked.problems.map((p) => `${where}, column ${p.column}: ${p.message}${/JSON|token|Unexpected/.test(p.message) ? ' (each line must be one complete JSON object)' : ''}`));
+    located.push(...checked.problems.map((p) => `${where}, column ${p.column}: ${p.message}`));
     requests.push(...checked.requests);
   });
   if (located.length > 0) throw failure(file, located);

@@ -48,8 +48,9 @@ function chosenEdits(db: Database.Database, workspaceId: number, editIds?: numbe
 }
 
 export function mergeEdits(db: Database.Database, workspaceId: number, options: MergeTarget & { editIds?: number[] } = {}): MergeResult {
-  const target: MergeTarget = options.rank !== undefined ? { rank: options.rank } : { tolerance: options.tolerance ?? 0 };
   if (options.rank !== undefined && options.tolerance !== undefined) throw new Error('give either a rank or a tolerance, not both');
+  // recorded with the merge, so it says how it was made
+  const target: MergeTarget = options.rank !== undefined ? { rank: options.rank } : { tolerance: options.tolerance ?? 0 };
   return db.transaction(() => {
     const stack = chosenEdits(db, workspaceId, options.editIds);
     const ids = stack.map((e) => e.record.id);
