@@ -7,6 +7,8 @@ import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
 
 import { writeLoraAdapter } from '../core/export/loraAdapter.ts';
+import { openDatabase } from '../core/store/database.ts';
+import { beginEdit, finishEdit, upsertModel, workspaceFor } from '../core/store/repository.ts';
 import { loadNative } from '../core/native/binding.ts';
 import { filesIn, realModel, tempDir } from '../core/testing/fixtures.ts';
 
@@ -382,5 +384,43 @@ describe('graft edit and graft trace', () => {
     assert.equal(t.grids[0].probabilities.length, 2);
     assert.equal(t.grids[0].probabilities[0].length, t.tokens.length);
     assertOneLineError(graft(['trace', model, '--prompt', 'the king said', '--subject', 'queen']), /does not occur in the prompt/);
+  });
+});
+
+describe('graft merge', () => {
+  test('merges the enabled stack, printing rank before → after and the error per layer; mistakes are one-line errors', () => {
+    const dir = tempDir();
+    const db = path.join(dir, 'graft.sqlite');
+    const history = openDatabase(db);
+    const model = upsertModel(history, { path: '/m.gguf', sha256: 'd'.repeat(64), arch: 'llama', nLayer: 2, nEmbd: 4, nFf: 6, nVocab: 320, fileType: 'F32', sizeBytes: 1 });
+    const ws = workspaceFor(history, 'facts', model.id);
+    workspaceFor(history, 'other', model.id);
+    const ids = [1, 2, 3].map((seed) => {
+      const id = beginEdit(history, ws.id, { method: 'rome', request: {}, layers: [1], hparams: {}, seed });
+      // three rank-1 edits, the third a multiple of the first: rank 2 in all
+      const u = Float32Array.from({ length: 4 }, (_, i) => (seed === 2 ? i * i - 1 : i + 1) * (seed === 3 ? 2 : 1));
+      const v = Float32Array.from({ length: 6 }, (_, i) => (seed === 2 ? Math.cos(i) : i - 2));
+      finishEdit(history, id, { templates: [], factors: [{ layer: 1, rank: 1, u, v }], timings: null, preflight: null, metrics: null, adapterPath: null });
+      return id;
+    });
+    history.close();
+    assertOneLineError(graft(['merge', '--db', db]), /say which workspace with --workspace \(facts, other\)/);
+    assertOneLineError(graft(['merge', '--db', db, '--workspace', 'facts', '--rank', '2', '--tolerance', '0.1']), /--rank or --tolerance, not both/);
+    assertOneLineError(graft(['merge', '--db', db, '--workspace', 'facts', '--tolerance', '1.5']), /--tolerance is the relative Frobenius error allowed, in \[0, 1\)/);
+    assertOneLineError(graft(['merge', '--db', db, '--workspace', 'nope']), /there is no workspace 'nope'/);
+    assertOneLineError(graft(['merge', '--db', db, '--workspace', 'other']), /nothing to merge/);
+    const text = graft(['merge', '--db', db, '--workspace', 'facts']);
+    assert.equal(text.code, 0, text.stderr);
+    const merge = ids[2]! + 1;
+    assert.match(text.stdout, new RegExp(`^edit ${merge} merges edits ${ids.join(', ')} of 'facts' \\(now off; to undo: graft toggle ${merge} off, then toggle ${ids.join(', ')} on\\)\n  L1: rank 3 → 2, relative error 0\\.000e\\+0\n$`));
+    const json = graft(['merge', '--db', db, '--workspace', 'facts', '--rank', '1', '--json']);
+    assert.equal(json.code, 0, json.stderr);
+    const r = JSON.parse(json.stdout);
+    assert.deepEqual(r.merged, [merge]);
+    assert.deepEqual(r.layers.map((l: { rankBefore: number; rankAfter: number }) => [l.rankBefore, l.rankAfter]), [[2, 1]]);
+    assert.ok(r.layers[0].relativeError > 0 && r.layers[0].relativeError < 1);
+    assert.match(graft(['history', '--db', db, '--workspace', 'facts']).stdout, new RegExp(`on  done      merge L1  merge of edits ${merge}\n`));
+    const edits = JSON.parse(graft(['history', '--db', db, '--workspace', 'facts', '--json']).stdout)[0].edits;
+    assert.deepEqual(edits.map((e: { method: string; enabled: boolean }) => [e.method, e.enabled]), [['rome', false], ['rome', false], ['rome', false], ['merge', false], ['merge', true]]);
   });
 });

@@ -2,7 +2,7 @@
 import { editUsage, runEdit, runTrace, traceUsage } from './commands/edit.ts';
 import { exportUsage, runExport } from './commands/export.ts';
 import { gradUsage, runGrad } from './commands/graph.ts';
-import { historyUsage, moveUsage, runHistory, runMove, runShow, runToggle, showUsage, toggleUsage } from './commands/history.ts';
+import { historyUsage, mergeUsage, moveUsage, runHistory, runMerge, runMove, runShow, runToggle, showUsage, toggleUsage } from './commands/history.ts';
 import { runInfo, infoUsage } from './commands/info.ts';
 import { keysUsage, logitsUsage, runKeys, runLogits } from './commands/inspect.ts';
 import { runMakeModel, makeModelUsage } from './commands/makeModel.ts';
@@ -24,6 +24,7 @@ const commands: Record<string, { run: (argv: string[]) => Promise<void>; usage: 
   show: { run: runShow, usage: showUsage, summary: 'one recorded edit in full: request, settings, prefixes, factors, metrics' },
   toggle: { run: runToggle, usage: toggleUsage, summary: 'switch a recorded edit on or off in its workspace' },
   move: { run: runMove, usage: moveUsage, summary: "move a recorded edit to another place in its workspace's stack" },
+  merge: { run: runMerge, usage: mergeUsage, summary: "merge a workspace's enabled edits into one low-rank edit (truncated SVD), reversibly" },
   trace: { run: runTrace, usage: traceUsage, summary: 'causal tracing: where the model recalls a fact (layers × tokens), and a suggested edit layer' },
   grad: { run: runGrad, usage: gradUsage, summary: "NLL of a target after a text and its gradient w.r.t. a delta at (layer, site, position), from Graft's own graph" },
   moments: { run: runMoments, usage: momentsUsage, summary: 'second moments Σkkᵀ/n of the MLP keys over a corpus, per layer, cached on disk' },

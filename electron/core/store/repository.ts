@@ -54,12 +54,18 @@ export interface EditRecord {
   error: string | null;
   adapterPath: string | null;
   createdAt: string;
+  /** The batch run this edit is one batch of, or null for a single edit. */
+  batchRunId: number | null;
+  batchIndex: number | null;
+  /** Indices into the run's request file of the requests this edit holds. */
+  requestIndices: number[] | null;
 }
 
 interface EditRow {
   id: number; workspace_id: number; position: number; method: string; request_json: string; layers_json: string; hparams_json: string;
   templates_json: string; seed: number; status: EditStatus; enabled: number; computed_on: string; timings_json: string | null;
   preflight_json: string | null; metrics_json: string | null; error: string | null; adapter_path: string | null; created_at: string;
+  batch_run_id: number | null; batch_index: number | null; request_indices_json: string | null;
 }
 
 const parse = (s: string | null): unknown => (s === null ? null : JSON.parse(s));
@@ -71,6 +77,7 @@ function toEdit(r: EditRow): EditRecord {
     seed: r.seed, status: r.status, enabled: r.enabled === 1, computedOn: JSON.parse(r.computed_on) as number[],
     timings: parse(r.timings_json), preflight: parse(r.preflight_json), metrics: parse(r.metrics_json), error: r.error,
     adapterPath: r.adapter_path, createdAt: r.created_at,
+    batchRunId: r.batch_run_id, batchIndex: r.batch_index, requestIndices: parse(r.request_indices_json) as number[] | null,
   };
 }
 
@@ -132,14 +139,29 @@ export function listWorkspaces(db: Database.Database): (WorkspaceRecord & { edit
     .map((r) => ({ id: r.id, name: r.name, modelId: r.model_id, edits: r.edits }));
 }
 
+export interface NewEdit {
+  method: string;
+  request: unknown;
+  layers: number[];
+  hparams: unknown;
+  seed: number;
+  /** One batch of a batch run: the run, the batch's number and its requests' indices in the file. */
+  batch?: { runId: number; index: number; requestIndices: number[] };
+  /** The edits it is computed on, when not the enabled stack (a merge names the edits it replaces). */
+  computedOn?: number[];
+}
+
 /** Records an edit about to be computed, on top of the workspace's enabled stack. */
-export function beginEdit(db: Database.Database, workspaceId: number, e: { method: string; request: unknown; layers: number[]; hparams: unknown; seed: number }): number {
+export function beginEdit(db: Database.Database, workspaceId: number, e: NewEdit): number {
   return db.transaction(() => {
     const { next } = db.prepare('SELECT coalesce(max(position), 0) + 1 AS next FROM edits WHERE workspace_id = ?').get(workspaceId) as { next: number };
-    const computedOn = (db.prepare("SELECT id FROM edits WHERE workspace_id = ? AND enabled = 1 AND status = 'done' ORDER BY position").all(workspaceId) as { id: number }[]).map((r) => r.id);
-    return Number(db.prepare(`INSERT INTO edits (workspace_id, position, method, request_json, layers_json, hparams_json, seed, status, computed_on, owner_pid)
-                              VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, ?)`)
-      .run(workspaceId, next, e.method, JSON.stringify(e.request), JSON.stringify(e.layers), JSON.stringify(e.hparams), e.seed, JSON.stringify(computedOn), process.pid).lastInsertRowid);
+    const computedOn = e.computedOn
+      ?? (db.prepare("SELECT id FROM edits WHERE workspace_id = ? AND enabled = 1 AND status = 'done' ORDER BY position").all(workspaceId) as { id: number }[]).map((r) => r.id);
+    return Number(db.prepare(`INSERT INTO edits (workspace_id, position, method, request_json, layers_json, hparams_json, seed, status, computed_on, owner_pid,
+                                                 batch_run_id, batch_index, request_indices_json)
+                              VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?)`)
+      .run(workspaceId, next, e.method, JSON.stringify(e.request), JSON.stringify(e.layers), JSON.stringify(e.hparams), e.seed, JSON.stringify(computedOn), process.pid,
+        e.batch?.runId ?? null, e.batch?.index ?? null, e.batch ? JSON.stringify(e.batch.requestIndices) : null).lastInsertRowid);
   })();
 }
 
