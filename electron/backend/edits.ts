@@ -80,7 +80,7 @@ export function startEdit(ctx: BackendContext, input: EditRequestInput, options:
     };
     try {
       const r = await recordedEdit(native, ctx.db, graph, {
-        modelPath: loaded.record.path, workspace, request, hparams, probes, signal: control.signal,
+        modelPath: loaded.record.path, workspace, edit: { method: 'rome', requests: [request], hparams }, probes, signal: control.signal,
         statisticsDir: path.join(ctx.dataDir, 'moments'),
         onBegin: () => ctx.events.emit('historyChanged'),
         onProgress: (p) => {

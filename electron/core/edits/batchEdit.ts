@@ -22,7 +22,7 @@ import type { GraphOverlay, NativeGraphModel, StepReport } from '../native/graph
 import { alphaEditAdjustedKeys, emmetAdjustedKeys, memitAdjustedKeys, type Projector } from './batchSolvers.ts';
 import { layerStatistics, type LayerStatistics, type StatisticsSource, type StatisticsUsed } from './covariance.ts';
 import { filledPrompt, type EditRequest } from './request.ts';
-import { contextTemplates, essencePrompt, locateSubject, optimizeValue, rewritingPrompts, type PreparedPrompt, type RomeHparams } from './rome.ts';
+import { contextTemplates, essencePrompt, locateSubject, optimizeValues, rewritingPrompts, type PreparedPrompt, type RomeHparams } from './rome.ts';
 
 export const batchMethods = ['memit', 'emmet', 'alphaedit'] as const;
 export type BatchMethod = (typeof batchMethods)[number];
@@ -48,18 +48,24 @@ function spreadLayers(nLayer: number): number[] {
   return Array.from({ length: last - first + 1 }, (_, i) => first + i);
 }
 
+/** n_ff of Llama-2-7B, the model EasyEdit's λ values were chosen for. */
+const publishedWidth = 11008;
+
 /**
  * The published Llama defaults (EasyEdit's Llama-2-7B MEMIT and EMMET configs; AlphaEdit keeps
- * MEMIT's and adds its null-space threshold and EasyEdit's L2), layers scaled to depth.
+ * MEMIT's and adds its null-space threshold and EasyEdit's L2), layers scaled to depth and λ to
+ * width: a key k drawn from the statistics has E[kᵀC⁻¹k] = tr(C⁻¹C) = n_ff, so λ·n_ff/11008
+ * keeps the published balance between a new key's pull and the preserved keys'.
  */
-export function batchDefaults(method: BatchMethod, nLayer: number): BatchHparams {
+export function batchDefaults(method: BatchMethod, nLayer: number, nFf: number): BatchHparams {
+  const width = nFf / publishedWidth;
   const common = {
     method, vLr: 0.5, vSteps: 25, klFactor: 0.0625, vWeightDecay: 1e-3, clampNormFactor: 4, mom2Ridge: 1e-3, stopLoss: 5e-2, seed: 0,
     contextTemplates: [[5, 10], [10, 10]] as [number, number][],
     emmetLambda: 0.1, nullspaceThreshold: 2e-2, l2: 1,
   };
-  if (method === 'emmet') return { ...common, layers: [Math.max(0, Math.min(nLayer - 1, Math.round((5 / 32) * nLayer)))], mom2UpdateWeight: 1e5 };
-  return { ...common, layers: spreadLayers(nLayer), mom2UpdateWeight: 1.5e4 };
+  if (method === 'emmet') return { ...common, layers: [Math.max(0, Math.min(nLayer - 1, Math.round((5 / 32) * nLayer)))], mom2UpdateWeight: 1e5 * width };
+  return { ...common, layers: spreadLayers(nLayer), mom2UpdateWeight: 1.5e4 * width };
 }
 
 export function checkBatchHparams(hp: BatchHparams, nLayer: number): void {
@@ -174,6 +180,12 @@ function lookupRows(values: Float32Array, width: number, prompts: PreparedPrompt
 }
 
 const promptsPerRun = 64;
+/**
+ * Requests whose targets are optimised in one graph. The graph attends over all its tokens with
+ * a block-diagonal mask, so its cost grows with the square of the prompts it holds: measured on
+ * stories260K, two requests together take twice as long as two apart. One at a time, then.
+ */
+const targetsPerRun = 1;
 
 /** Captures at the subject token of every prompt, in runs of a bounded size. */
 async function captureAtLookups(graph: NativeGraphModel, prompts: PreparedPrompt[], sites: { layer: number; site: 'mlp_key' | 'resid_out' | 'resid_in' }[], overlays: GraphOverlay[]): Promise<Float32Array[][]> {
@@ -221,17 +233,24 @@ export async function batchEdit(native: GraftNative, graph: NativeGraphModel, o:
   const targets: RequestTarget[] = [];
   const z: Float64Array[] = [];
   await phase('targets', async () => {
-    for (const [i, p] of prepared.entries()) {
-      const [inputs, outputs] = await captureFull(graph, p.rewriting, lastLayer, overlays);
-      const value = Float64Array.from(outputs[0]!);  // h_L at the bare prompt's subject token
-      const run = await optimizeValue(graph, p.rewriting, p.essence, { layer: lastLayer, site: 'resid_out', start: { value, layerInput: inputs } }, hp, overlays, {
-        ...(o.signal ? { signal: o.signal } : {}),
-        onStep: (step) => o.onProgress?.({ phase: 'targets', request: i, step }),
+    for (let first = 0; first < prepared.length; first += targetsPerRun) {
+      const chunk = prepared.slice(first, first + targetsPerRun);
+      const starts: { layerInput: Float32Array; value: Float64Array }[] = [];
+      for (const p of chunk) {  // one graph computes at a time
+        const [layerInput, outputs] = await captureFull(graph, p.rewriting, lastLayer, overlays);
+        starts.push({ layerInput, value: Float64Array.from(outputs[0]!) });  // h_L at the bare prompt's subject token
+      }
+      const runs = await optimizeValues(graph, chunk.map((p, i) => ({ prompts: p.rewriting, essence: p.essence, start: starts[i]! })),
+        { layer: lastLayer, site: 'resid_out' }, hp, overlays, {
+          ...(o.signal ? { signal: o.signal } : {}),
+          onStep: (step) => o.onProgress?.({ phase: 'targets', request: first, step }),
+        });
+      if (runs.some((r) => r.cancelled)) throw new Error('the edit was cancelled while optimising the targets; nothing was written');
+      runs.forEach((run, i) => {
+        const { value } = starts[i]!;
+        z.push(Float64Array.from(value, (v, e) => v + run.delta[e]!));
+        targets.push({ targetProbability: run.targetProbability, steps: run.steps.length, relativeShift: norm(run.delta) / norm(value) });
       });
-      if (run.cancelled) throw new Error('the edit was cancelled while optimising the targets; nothing was written');
-      z.push(Float64Array.from(value, (v, e) => v + run.delta[e]!));
-      targets.push({ targetProbability: run.targetProbability, steps: run.steps.length, relativeShift: norm(run.delta) / norm(value) });
-      if (process.env.DBG) console.log('delta norm', norm(run.delta).toFixed(2));
     }
   });
 

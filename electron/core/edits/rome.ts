@@ -120,10 +120,6 @@ function norm(v: ArrayLike<number>): number {
   return Math.sqrt(s);
 }
 
-function rowsOf(prompts: PreparedPrompt[]): RowRef[] {
-  return prompts.map((p, prompt) => ({ prompt, pos: p.lookup }));
-}
-
 /** Hook values at each prompt's lookup row, from a capture over all tokens. */
 function atLookups(values: Float32Array, width: number, prompts: PreparedPrompt[]): Float32Array[] {
   let offset = 0;
@@ -170,46 +166,93 @@ export interface ValueSite {
   start: Pick<KeyAndValue, 'value' | 'layerInput'>;
 }
 
+type ValueHparams = Pick<RomeHparams, 'vLr' | 'vSteps' | 'klFactor' | 'vWeightDecay' | 'clampNormFactor' | 'stopLoss'>;
+
 /** The v* (ROME) or z (MEMIT) optimisation: a delta at layer L's site at every prompt's subject token. */
 export async function optimizeValue(
-  graph: NativeGraphModel, prompts: PreparedPrompt[], essence: PreparedPrompt, at: ValueSite,
-  hp: Pick<RomeHparams, 'vLr' | 'vSteps' | 'klFactor' | 'vWeightDecay' | 'clampNormFactor' | 'stopLoss'>, overlays: GraphOverlay[],
+  graph: NativeGraphModel, prompts: PreparedPrompt[], essence: PreparedPrompt, at: ValueSite, hp: ValueHparams, overlays: GraphOverlay[],
   control: { signal?: AbortSignal; onStep?: (s: StepReport) => void } = {},
 ): Promise<ValueOptimisation> {
-  const { layer, start } = at;
-  const all = [...prompts, essence];
-  const essenceRow = { prompt: prompts.length, pos: essence.lookup };
-  // The essence prompt's input states: one more run (it was not among the key prompts).
-  const essenceInput = (await graph.run({ prompts: [essence.tokens], overlays, captures: [{ layer, site: 'resid_in' }] })).captures[0]!.values;
-  const inputStates = new Float32Array(start.layerInput.length + essenceInput.length);
-  inputStates.set(start.layerInput);
-  inputStates.set(essenceInput, start.layerInput.length);
-  const reference = (await graph.run({ prompts: all.map((p) => p.tokens), overlays, logitRows: [essenceRow] })).logprobs;
-  const nTargets = prompts.reduce((n, p) => n + p.targets.length, 0);
+  const [only] = await optimizeValues(graph, [{ prompts, essence, start: at.start }], { layer: at.layer, site: at.site }, hp, overlays, control);
+  return only!;
+}
+
+export interface ValueItem {
+  prompts: PreparedPrompt[];
+  essence: PreparedPrompt;
+  start: ValueSite['start'];
+}
+
+/**
+ * Several independent optimisations in one graph: each item has its own delta on its own
+ * prompts, so the summed loss's gradient for a delta is that item's alone and Adam, being per
+ * coordinate, moves each delta exactly as a separate run would. Only the stop is shared: the
+ * run ends when the summed loss is below items × stopLoss.
+ */
+export async function optimizeValues(
+  graph: NativeGraphModel, items: ValueItem[], at: Omit<ValueSite, 'start'>, hp: ValueHparams, overlays: GraphOverlay[],
+  control: { signal?: AbortSignal; onStep?: (s: StepReport) => void } = {},
+): Promise<ValueOptimisation[]> {
+  const { layer } = at;
+  const all: PreparedPrompt[] = [];
+  const starts: number[] = [];
+  for (const item of items) {
+    starts.push(all.length);
+    all.push(...item.prompts, item.essence);
+  }
+  const essenceRows = items.map((item, i) => ({ prompt: starts[i]! + item.prompts.length, pos: item.essence.lookup }));
+  // The essence prompts' input states: one more run (they were not among the key prompts).
+  const essenceInput = (await graph.run({ prompts: items.map((i) => i.essence.tokens), overlays, captures: [{ layer, site: 'resid_in' }] })).captures[0]!.values;
+  const inputStates = new Float32Array(all.reduce((n, p) => n + p.tokens.length, 0) * graph.info.nEmbd);
+  let offset = 0, essenceOffset = 0;
+  items.forEach((item) => {
+    inputStates.set(item.start.layerInput, offset);
+    offset += item.start.layerInput.length;
+    const width = item.essence.tokens.length * graph.info.nEmbd;
+    inputStates.set(essenceInput.subarray(essenceOffset, essenceOffset + width), offset);
+    offset += width;
+    essenceOffset += width;
+  });
+  const reference = (await graph.run({ prompts: all.map((p) => p.tokens), overlays, logitRows: essenceRows })).logprobs;
+  const V = graph.info.nVocab;
+  const targets = items.flatMap((item, i) => {
+    const n = item.prompts.reduce((c, p) => c + p.targets.length, 0);
+    return item.prompts.flatMap((p, k) => p.targets.map((t) => ({ prompt: starts[i]! + k, pos: t.pos, token: t.token, weight: 1 / n, item: i })));
+  });
   const request: GraphRequest = {
     prompts: all.map((p) => p.tokens),
     fromLayer: layer,
     inputStates,
     overlays,
-    deltas: [{ layer, site: at.site, rows: rowsOf(all), values: new Float32Array(graph.info.nEmbd) }],
-    targets: prompts.flatMap((p, prompt) => p.targets.map((t) => ({ prompt, pos: t.pos, token: t.token, weight: 1 / nTargets }))),
-    references: hp.klFactor > 0 ? [{ ...essenceRow, logprobs: reference, weight: hp.klFactor }] : [],
+    deltas: items.map((item, i) => ({
+      layer, site: at.site, values: new Float32Array(graph.info.nEmbd),
+      rows: [...item.prompts, item.essence].map((p, k) => ({ prompt: starts[i]! + k, pos: p.lookup })),
+    })),
+    targets: targets.map(({ item: _, ...t }) => t),
+    references: hp.klFactor > 0 ? essenceRows.map((row, i) => ({ ...row, logprobs: reference.slice(i * V, (i + 1) * V), weight: hp.klFactor })) : [],
   };
-  const valueNorm = norm(start.value);
+  const valueNorms = items.map((item) => norm(item.start.value));
   const adam: AdamOptions = {
-    steps: hp.vSteps, lr: hp.vLr, stopLoss: hp.stopLoss,
-    normPenalty: hp.vWeightDecay / (valueNorm * valueNorm),
-    maxNorm: [hp.clampNormFactor * valueNorm],
+    steps: hp.vSteps, lr: hp.vLr, stopLoss: hp.stopLoss * items.length,
+    normPenalty: valueNorms.map((n) => hp.vWeightDecay / (n * n)),
+    maxNorm: valueNorms.map((n) => hp.clampNormFactor * n),
   };
-  const before = await graph.run({ ...request, deltas: request.deltas });
-  // optimizeDeltas sees an abort that came while the forward pass above ran
+  const probabilities = async (deltas: GraphRequest['deltas']) => {
+    const run = await graph.run({ ...request, deltas, targets: [], references: [], logitRows: targets });
+    const nll = new Float64Array(items.length);
+    targets.forEach((t, r) => (nll[t.item]! -= t.weight * run.logprobs[r * V + t.token]!));
+    return Array.from(nll, (x) => Math.exp(-x));
+  };
+  const before = await probabilities(request.deltas);
+  // optimizeDeltas sees an abort that came while the forward passes above ran
   const run = await optimizeDeltas(graph, request, adam, control);
-  return {
-    delta: run.deltas[0]!,
+  const after = await probabilities(request.deltas!.map((d, i) => ({ ...d, values: run.deltas[i]! })));
+  return items.map((_, i) => ({
+    delta: run.deltas[i]!,
     steps: run.steps,
     cancelled: run.cancelled,
-    targetProbability: { before: Math.exp(-before.nll), after: Math.exp(-run.result.nll) },
-  };
+    targetProbability: { before: before[i]!, after: after[i]! },
+  }));
 }
 
 export interface RankOneUpdate {

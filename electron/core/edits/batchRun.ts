@@ -1,0 +1,171 @@
+// A request file run as one batch or as a sequence of batches, each batch one recorded edit on
+// the stack the earlier ones left. The run and which of its batches are done live in the
+// history, so a run that crashed or was cancelled picks up where it stopped when started again
+// with the same file, method, batch size and settings.
+import type Database from 'better-sqlite3';
+
+import { writeOverlayAdapter } from '../export/editStack.ts';
+import type { GraftNative } from '../native/binding.ts';
+import type { GraphOverlay, NativeGraphModel } from '../native/graphTypes.ts';
+import type { WatchResult } from '../probes/collapseWatch.ts';
+import {
+  batchCount, beginBatchRun, canonicalJson, doneBatchIndices, failBatchRun, finishBatchRun, getBatchRun, resumableBatchRun, resumeBatchRun,
+} from '../store/batchRuns.ts';
+import { enabledOverlays, getEdit, listEdits } from '../store/repository.ts';
+import type { BatchHparams } from './batchEdit.ts';
+import { editMetrics } from './metrics.ts';
+import { recordedEdit, summaryOf, type EditMethod, type EditSpec, type MetricsSummary, type RecordedEditOptions, type RequestMetrics } from './recordedEdit.ts';
+import type { EditRequest } from './request.ts';
+import { readRequestFile } from './requestFile.ts';
+import type { RomeHparams } from './rome.ts';
+
+export interface BatchRunOptions extends Omit<RecordedEditOptions, 'edit' | 'batch' | 'out'> {
+  method: EditMethod;
+  requestsPath: string;
+  /** requests per edit: all of them by default (ROME: 1) */
+  batchSize?: number;
+  /** batches one after another, each computed on the model the earlier ones edited */
+  sequential: boolean;
+  hparams: RomeHparams | BatchHparams;
+  /** one adapter holding every edit of the run */
+  out?: string;
+  /** after each batch, the efficacy of every request so far on the current stack */
+  curve?: boolean;
+  onBatch?: (outcome: BatchOutcome, batches: number) => void;
+}
+
+export interface BatchOutcome {
+  index: number;
+  editId: number;
+  requestIndices: number[];
+  requests: RequestMetrics[];
+  /** done in an earlier, interrupted attempt of this run */
+  resumed: boolean;
+  verdict: string | null;
+  autoDisabled: boolean;
+  /** largest ‖W + ΔW‖/‖W‖ over the edited layers after this batch */
+  normGrowth: number | null;
+}
+
+export interface CurvePoint {
+  /** requests edited so far */
+  edits: number;
+  /** share of those requests whose prompt prefers the new target over the true one, on the current stack */
+  efficacy: number;
+  /** mean P(new) over them */
+  pNew: number;
+  /** the collapse watch's sentence-perplexity ratio against the base model (null without probes) */
+  sentencePplRatio: number | null;
+  normGrowth: number | null;
+}
+
+export interface BatchRunResult {
+  runId: number;
+  /** a run of the same file and settings existed and was continued */
+  resumed: boolean;
+  requests: number;
+  batches: BatchOutcome[];
+  /** each request measured right after its own batch */
+  summary: MetricsSummary;
+  curve: CurvePoint[];
+  adapter: string | null;
+}
+
+/** Checks the combination of method, size and order, and says what to change. */
+export function batchPlan(method: EditMethod, count: number, batchSize: number | undefined, sequential: boolean): number {
+  if (batchSize !== undefined && (!Number.isInteger(batchSize) || batchSize < 1)) throw new Error(`--batch-size must be a whole number ≥ 1, got ${batchSize}`);
+  if (method === 'rome') {
+    if (batchSize !== undefined && batchSize !== 1) throw new Error('ROME edits one fact at a time: use --batch-size 1 (or leave it out), or a batch method (memit, emmet, alphaedit)');
+    if (count > 1 && !sequential) throw new Error(`the file holds ${count} requests and ROME edits one fact at a time: add --sequential to apply them one after another, or use --method memit|emmet|alphaedit`);
+    return 1;
+  }
+  const size = batchSize ?? count;
+  if (size < count && !sequential) {
+    throw new Error(`batches of ${size} out of ${count} requests need --sequential (each batch is computed on the model the earlier ones edited); leave out --batch-size for one batch`);
+  }
+  return Math.min(size, count);
+}
+
+function specOf(method: EditMethod, requests: EditRequest[], hparams: RomeHparams | BatchHparams): EditSpec {
+  return method === 'rome' ? { method, requests: [requests[0]!], hparams: hparams as RomeHparams } : { method, requests, hparams: hparams as BatchHparams };
+}
+
+async function curvePoint(graph: NativeGraphModel, requests: EditRequest[], stack: GraphOverlay[], outcome: BatchOutcome, sentencePplRatio: number | null): Promise<CurvePoint> {
+  let wins = 0, pNew = 0;
+  for (const r of requests) {
+    const { efficacy } = await editMetrics(graph, { ...r, paraphrasePrompts: [], neighborhoodPrompts: [], generationPrompts: [] }, stack);
+    wins += efficacy.probabilityScore > 0 || (Number.isNaN(efficacy.probabilityScore) && efficacy.tokenAccuracy === 1) ? 1 : 0;
+    pNew += efficacy.pNew;
+  }
+  return { edits: requests.length, efficacy: wins / requests.length, pNew: pNew / requests.length, sentencePplRatio, normGrowth: outcome.normGrowth };
+}
+
+/** An earlier attempt's batch, read back from the history. */
+function recordedOutcome(db: Database.Database, runId: number, index: number): BatchOutcome {
+  const edit = listEdits(db).find((e) => e.batchRunId === runId && e.batchIndex === index && e.status === 'done');
+  if (!edit) throw new Error(`internal: batch ${index} of run ${runId} is marked done but has no done edit`);
+  const metrics = getEdit(db, edit.id).metrics as { requests?: RequestMetrics[] } | RequestMetrics;
+  const requests = 'requests' in metrics && Array.isArray(metrics.requests) ? metrics.requests : [metrics as RequestMetrics];
+  return { index, editId: edit.id, requestIndices: edit.requestIndices ?? [], requests, resumed: true, verdict: null, autoDisabled: !edit.enabled, normGrowth: null };
+}
+
+export async function runBatchFile(native: GraftNative, db: Database.Database, graph: NativeGraphModel, o: BatchRunOptions): Promise<BatchRunResult> {
+  const { requests, sha256 } = readRequestFile(o.requestsPath);
+  const size = batchPlan(o.method, requests.length, o.batchSize, o.sequential);
+  const spec = {
+    method: o.method, requestsPath: o.requestsPath, requestsSha256: sha256, requestCount: requests.length,
+    batchSize: size, sequential: o.sequential, hparams: JSON.parse(canonicalJson(o.hparams)) as unknown,
+  };
+  const existing = resumableBatchRun(db, o.workspace.id, spec);
+  const runId = existing ? existing.id : beginBatchRun(db, o.workspace.id, spec);
+  if (existing) resumeBatchRun(db, runId);
+  const batches = batchCount(getBatchRun(db, runId));
+  const done = new Set(doneBatchIndices(db, runId));
+  const outcomes: BatchOutcome[] = [];
+  const curve: CurvePoint[] = [];
+  try {
+    for (let index = 0; index < batches; index++) {
+      const requestIndices = Array.from({ length: Math.min(size, requests.length - index * size) }, (_, i) => index * size + i);
+      if (done.has(index)) {
+        outcomes.push(recordedOutcome(db, runId, index));
+        o.onBatch?.(outcomes.at(-1)!, batches);
+        continue;
+      }
+      const batch = requestIndices.map((i) => requests[i]!);
+      const r = await recordedEdit(native, db, graph, { ...o, out: undefined, edit: specOf(o.method, batch, o.hparams), batch: { runId, index, requestIndices } } as RecordedEditOptions);
+      const growth = r.watch?.normGrowth.length ? Math.max(...r.watch.normGrowth.map((g) => g.growth)) : Math.max(...r.normGuard.map((g) => g.cappedGrowth));
+      const outcome: BatchOutcome = {
+        index, editId: r.editId, requestIndices, requests: r.requests, resumed: false,
+        verdict: r.watch?.verdict ?? null, autoDisabled: r.watch?.autoDisabled ?? false, normGrowth: Number.isFinite(growth) ? growth : null,
+      };
+      outcomes.push(outcome);
+      if (o.curve) {
+        const soFar = requests.slice(0, requestIndices.at(-1)! + 1);
+        curve.push(await curvePoint(graph, soFar, enabledOverlays(db, o.workspace.id), outcome, r.watch ? sentenceRatio(r.watch) : null));
+      }
+      o.onBatch?.(outcome, batches);
+    }
+    finishBatchRun(db, runId);
+  } catch (error) {
+    failBatchRun(db, runId, o.signal?.aborted || /cancel/i.test(String(error)) ? 'cancelled' : 'failed', (error as Error).message);
+    throw error;
+  }
+  const adapter = o.out ? writeRunAdapter(native, db, graph.info.arch, outcomes, o.out, o.method) : null;
+  return { runId, resumed: existing !== null, requests: requests.length, batches: outcomes, summary: summaryOf(outcomes.flatMap((b) => b.requests)), curve, adapter };
+}
+
+function sentenceRatio(watch: WatchResult): number {
+  return watch.results.sentence.meanPpl / watch.baseline.sentence.meanPpl;
+}
+
+/** Every enabled edit of the run in one adapter (ranks add per layer). */
+function writeRunAdapter(native: GraftNative, db: Database.Database, arch: string, outcomes: BatchOutcome[], out: string, method: EditMethod): string {
+  if (!out.endsWith('.gguf')) throw new Error(`--out ${out}: the run's adapter is one file; give a path ending in .gguf`);
+  const overlays = outcomes.flatMap((b) => {
+    const edit = getEdit(db, b.editId);
+    return edit.enabled ? edit.factors.map((f) => ({ layer: f.layer, rank: f.rank, u: f.u, v: f.v })) : [];
+  });
+  if (overlays.length === 0) throw new Error('no edit of the run is enabled; nothing to write');
+  writeOverlayAdapter(native, out, arch, overlays, `graft ${method} run of ${outcomes.reduce((n, b) => n + b.requestIndices.length, 0)} facts`);
+  return out;
+}
