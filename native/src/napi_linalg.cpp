@@ -3,6 +3,7 @@
 // threshold) resolves to the eigenvalues and the smaller side's eigenvectors (sym_eigen.h).
 #include <napi.h>
 
+#include <algorithm>
 #include <cmath>
 #include <memory>
 
@@ -76,6 +77,14 @@ Napi::Value NullSpaceBasis(const Napi::CallbackInfo & info) {
         if (info.Length() < 3 || !info[2].IsNumber()) throw GraftError("the threshold must be a number");
         const double threshold = info[2].As<Napi::Number>().DoubleValue();
         if (!std::isfinite(threshold)) throw GraftError("the threshold must be finite");
+        int threads = 1;
+        if (info.Length() > 3 && info[3].IsObject()) {
+            const Napi::Value t = info[3].As<Napi::Object>().Get("threads");
+            if (!t.IsUndefined()) {
+                if (!t.IsNumber() || !(t.As<Napi::Number>().DoubleValue() >= 1)) throw GraftError("threads must be a number ≥ 1");
+                threads = static_cast<int>(std::min(256.0, t.As<Napi::Number>().DoubleValue()));
+            }
+        }
         const int n = static_cast<int>(nd);
         auto array = m.As<Napi::Float64Array>();
         if (array.ElementLength() != static_cast<size_t>(n) * n) {
@@ -87,9 +96,9 @@ Napi::Value NullSpaceBasis(const Napi::CallbackInfo & info) {
         // write to it meanwhile.
         const double * data = array.Data();
         return PromiseWorker<NullSpaceSplit>::start(info.Env(),
-            [data, n, threshold] {
+            [data, n, threshold, threads] {
                 check_symmetric(data, n);
-                return null_space_split(data, n, threshold);
+                return null_space_split(data, n, threshold, threads);
             },
             [](Napi::Env env, NullSpaceSplit & r) -> Napi::Value {
                 Napi::Object o = Napi::Object::New(env);

@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <exception>
+#include <thread>
 
 #include "cpu_features.h"
 #include "errors.h"
@@ -19,6 +21,27 @@ constexpr double kEps = std::numeric_limits<double>::epsilon();
 
 void check_cancel(const std::atomic<bool> * cancel) {
     if (cancel && cancel->load(std::memory_order_relaxed)) throw GraftError("the null-space computation was cancelled");
+}
+
+// Runs fn(0…threads−1), fn(0) on the calling thread. Threads are started per call: the
+// callers' units of work are milliseconds or more, against tens of microseconds per start.
+template <typename F>
+void run_parallel(int threads, F && fn) {
+    std::vector<std::exception_ptr> errors(static_cast<size_t>(threads));
+    auto guarded = [&](int t) {
+        try {
+            fn(t);
+        } catch (...) {
+            errors[t] = std::current_exception();
+        }
+    };
+    std::vector<std::thread> pool;
+    for (int t = 1; t < threads; ++t) pool.emplace_back(guarded, t);
+    guarded(0);
+    for (auto & th : pool) th.join();
+    for (auto & e : errors) {
+        if (e) std::rethrow_exception(e);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -98,7 +121,7 @@ struct Tridiagonal {
 // Reduces the lower triangle of a (n × n, row-major; overwritten) to T = Qᵀ a Q. The vector of
 // reflector k (support k+1…n−1, leading 1) is left in a[k][k+1…n−1], a contiguous row piece,
 // so that the back-transformation streams it.
-Tridiagonal tridiagonalise(std::vector<double> & a, int n, const std::atomic<bool> * cancel) {
+Tridiagonal tridiagonalise(std::vector<double> & a, int n, int threads, const std::atomic<bool> * cancel) {
     static const FusedRowFn fused = cpu_has_avx2_fma() ? fused_row_avx2 : fused_row_generic;
     const size_t N = static_cast<size_t>(n);
     Tridiagonal t;
@@ -106,6 +129,8 @@ Tridiagonal tridiagonalise(std::vector<double> & a, int n, const std::atomic<boo
     t.e.assign(N > 0 ? N - 1 : 0, 0.0);
     t.tau.assign(N, 0.0);
     std::vector<double> col(N), next_col(N), v(N, 0.0), p(N, 0.0), pv(N, 0.0), pw(N, 0.0);
+    // Each extra thread accumulates the scattered part of B·v privately; summed after the pass.
+    std::vector<std::vector<double>> p_extra(static_cast<size_t>(std::max(0, threads - 1)), std::vector<double>(N, 0.0));
     for (size_t i = 0; i < N; ++i) col[i] = a[i * N];
     for (int k = 0; k + 2 < n; ++k) {
         if ((k & 63) == 0) check_cancel(cancel);
@@ -137,16 +162,29 @@ Tridiagonal tridiagonalise(std::vector<double> & a, int n, const std::atomic<boo
         std::copy(v.begin() + s, v.end(), a.begin() + k * N + s);
 
         // Fused pass: apply step k−1's update to rows/columns ≥ s and accumulate p = B·v.
+        // Threads take row ranges of equal triangle area.
+        const size_t len = N - s;
+        const int T = len >= 512 ? threads : 1;
         std::fill(p.begin(), p.end(), 0.0);
-        for (size_t i = s; i < N; ++i) {
-            double * row = a.data() + i * N;
-            const double pvi = pv[i], pwi = pw[i];
-            double dot = fused(row + s, pv.data() + s, pw.data() + s, v.data() + s, p.data() + s, static_cast<int>(i - s), pvi, pwi, v[i]);
-            const double aii = row[i] - 2.0 * pvi * pwi;
-            row[i] = aii;
-            dot += aii * v[i];
-            p[i] += dot;
-            next_col[i] = row[s];
+        run_parallel(T, [&](int th) {
+            const size_t r0 = s + static_cast<size_t>(static_cast<double>(len) * std::sqrt(static_cast<double>(th) / T));
+            const size_t r1 = th + 1 == T ? N : s + static_cast<size_t>(static_cast<double>(len) * std::sqrt(static_cast<double>(th + 1) / T));
+            double * pt = th == 0 ? p.data() : p_extra[th - 1].data();
+            if (th > 0) std::fill(pt + s, pt + N, 0.0);
+            for (size_t i = r0; i < r1; ++i) {
+                double * row = a.data() + i * N;
+                const double pvi = pv[i], pwi = pw[i];
+                double dot = fused(row + s, pv.data() + s, pw.data() + s, v.data() + s, pt + s, static_cast<int>(i - s), pvi, pwi, v[i]);
+                const double aii = row[i] - 2.0 * pvi * pwi;
+                row[i] = aii;
+                dot += aii * v[i];
+                pt[i] += dot;
+                next_col[i] = row[s];
+            }
+        });
+        for (int th = 1; th < T; ++th) {
+            const double * pt = p_extra[th - 1].data();
+            for (size_t i = s; i < N; ++i) p[i] += pt[i];
         }
         // w = tau·p − (tau²/2)(pᵀv)·v, so that H B H = B − v wᵀ − w vᵀ.
         double pv_dot = 0;
@@ -397,10 +435,12 @@ void back_transform_group(const std::vector<double> & a, const std::vector<doubl
     }
 }
 
-void back_transform(const std::vector<double> & a, const std::vector<double> & tau, int n, double * rows, int count,
+void back_transform(const std::vector<double> & a, const std::vector<double> & tau, int n, double * rows, int count, int threads,
                     const std::atomic<bool> * cancel) {
     const size_t N = static_cast<size_t>(n);
-    for (int r0 = 0; r0 < count; r0 += kBackGroup) {
+    const int groups = (count + kBackGroup - 1) / kBackGroup;
+    run_parallel(std::max(1, std::min(threads, groups)), [&](int th) {
+      for (int r0 = th * kBackGroup; r0 < count; r0 += threads * kBackGroup) {
         check_cancel(cancel);
         double * z[kBackGroup];
         const int nb = std::min(kBackGroup, count - r0);
@@ -410,7 +450,8 @@ void back_transform(const std::vector<double> & a, const std::vector<double> & t
         } else {
             for (int r = 0; r < nb; ++r) back_transform_group<1>(a, tau, n, z + r);
         }
-    }
+      }
+    });
 }
 
 }  // namespace
@@ -438,8 +479,9 @@ void check_symmetric(const double * a, int n) {
     }
 }
 
-NullSpaceSplit null_space_split(const double * input, int n, double threshold, const std::atomic<bool> * cancel) {
+NullSpaceSplit null_space_split(const double * input, int n, double threshold, int threads, const std::atomic<bool> * cancel) {
     if (n < 1) throw GraftError("the matrix size must be at least 1, got " + std::to_string(n));
+    threads = std::max(1, std::min(threads, 256));
     if (!std::isfinite(threshold)) throw GraftError("the threshold must be a finite number");
     const size_t N = static_cast<size_t>(n);
     std::vector<double> a(N * N);
@@ -447,7 +489,7 @@ NullSpaceSplit null_space_split(const double * input, int n, double threshold, c
         for (size_t j = 0; j < i; ++j) a[i * N + j] = 0.5 * (input[i * N + j] + input[j * N + i]);
         a[i * N + i] = input[i * N + i];
     }
-    Tridiagonal t = tridiagonalise(a, n, cancel);
+    Tridiagonal t = tridiagonalise(a, n, threads, cancel);
     check_cancel(cancel);
 
     double tnorm = 0;
@@ -550,7 +592,7 @@ NullSpaceSplit null_space_split(const double * input, int n, double threshold, c
             }
         }
     }
-    back_transform(a, t.tau, n, out.vectors.data(), out.count, cancel);
+    back_transform(a, t.tau, n, out.vectors.data(), out.count, threads, cancel);
     return out;
 }
 

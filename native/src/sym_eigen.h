@@ -22,8 +22,9 @@ struct NullSpaceSplit {
 // GraftError saying which entry is wrong.
 void check_symmetric(const double * a, int n);
 
-// a is read only (lower and upper triangle are averaged). `cancel`, when set, makes the
-// computation stop with a GraftError at the next checkpoint.
-NullSpaceSplit null_space_split(const double * a, int n, double threshold, const std::atomic<bool> * cancel = nullptr);
+// a is read only (lower and upper triangle are averaged). `threads` share the reduction's
+// passes and the back-transformation. `cancel`, when set, makes the computation stop with a
+// GraftError at the next checkpoint.
+NullSpaceSplit null_space_split(const double * a, int n, double threshold, int threads = 1, const std::atomic<bool> * cancel = nullptr);
 
 }  // namespace graft

@@ -241,6 +241,21 @@ test('realistic moments (2000 keys of dimension 256): P C P is below the thresho
   assert.ok(maxAbsDiff(p.apply(first), Float64Array.from({ length: n }, (_, i) => projected.data[i * samples]!)) <= 1e-12 * norm(first));
 });
 
+test('two threads give the same eigenvalues and projector as one (n = 700, parallel passes engaged)', async () => {
+  const native = await loadNative();
+  const n = 700;
+  const { c } = realisticMoments(n, 1500, 13);
+  const one = await native.nullSpaceBasis(c, n, THRESHOLD, { threads: 1 });
+  const two = await native.nullSpaceBasis(c, n, THRESHOLD, { threads: 2 });
+  const top = one.eigenvalues[n - 1]!;
+  assert.ok(maxAbsDiff(one.eigenvalues, two.eigenvalues) <= 1e-12 * top);
+  checkBasis(two, c, n, [...one.eigenvalues]);
+  const x = Float64Array.from({ length: n }, gaussian(rng(4)));
+  const p1 = NullSpaceProjector.fromBasis(one, n, THRESHOLD), p2 = NullSpaceProjector.fromBasis(two, n, THRESHOLD);
+  assert.ok(maxAbsDiff(p1.apply(x), p2.apply(x)) <= 1e-10 * norm(x));
+  await assert.rejects(() => native.nullSpaceBasis(c, n, THRESHOLD, { threads: 0 }), /threads must be a number ≥ 1/);
+});
+
 test('the projector from the other side is the same P', async () => {
   // Same C, thresholds putting the minority below and above: P must be consistent with
   // dimension, and P(threshold) x from both representations must agree with Jacobi.

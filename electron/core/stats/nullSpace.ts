@@ -96,6 +96,8 @@ export interface NullSpaceOptions {
   n: number;
   threshold: number;
   cacheDir: string;
+  /** for the native computation (default 1) */
+  threads?: number;
 }
 
 // Cache file: header (magic, version, n, m, side, threshold), eigenvalues, vectors, then the
@@ -121,7 +123,7 @@ export async function nullSpaceProjector(native: Pick<GraftNative, 'nullSpaceBas
   const file = nullSpaceCacheFile(options);
   const cached = readCache(file, n, threshold);
   if (cached) return cached;
-  const basis = await native.nullSpaceBasis(matrix, n, threshold);
+  const basis = await native.nullSpaceBasis(matrix, n, threshold, { threads: options.threads ?? 1 });
   const projector = NullSpaceProjector.fromBasis(basis, n, threshold);
   fs.mkdirSync(cacheDir, { recursive: true });
   writeCache(file, projector);
