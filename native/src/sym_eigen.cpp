@@ -376,7 +376,12 @@ double orthogonalise(const std::vector<double *> & prev, const std::vector<doubl
     double kept = 1.0;
     for (size_t g = 0; g < group.size(); ++g) {
         for (size_t h = 0; h < g; ++h) axpy(-dot(group[h], group[g], L), group[h], group[g], L);
-        const double norm = normalise(group[g], L);
+        double norm = normalise(group[g], L);
+        if (norm == 0) {
+            // Entirely in the span of the others: restart from another direction.
+            random_fill(group[g], L, 0x5EEDULL + g);
+            normalise(group[g], L);
+        }
         kept = std::min(kept, before[g] > 0 ? norm / before[g] : 0.0);
     }
     return kept;
@@ -576,20 +581,26 @@ NullSpaceSplit null_space_split(const double * input, int n, double threshold, i
             }
             // Two solves make each vector's own eigendirection dominate any other by (gap/eps)²;
             // for (near-)equal eigenvalues they only push it into their common subspace, where
-            // the orthogonalisation picks a new direction. Gram–Schmidt twice is enough unless a
-            // vector lost nearly all its length; then it gets fresh solves.
-            for (int attempt = 0;; ++attempt) {
-                for (int it = 0; it < 2; ++it) {
-                    for (size_t g = g0; g < g1; ++g) {
-                        factor_shifted(d, e, L, lambda(g), pivmin, lu);
-                        solve_shifted(lu, group[g - g0], L);
-                        normalise(group[g - g0], L);
-                    }
+            // the orthogonalisation picks a new direction. That step also copies the previous
+            // vectors' small errors (components outside the cluster) into the new one, divided by
+            // the length it kept, which would compound along a large cluster; a further solve
+            // removes them again, and the final Gram–Schmidt (twice) then keeps nearly all the length.
+            auto solve_group = [&] {
+                for (size_t g = g0; g < g1; ++g) {
+                    factor_shifted(d, e, L, lambda(g), pivmin, lu);
+                    solve_shifted(lu, group[g - g0], L);
+                    normalise(group[g - g0], L);
                 }
+            };
+            solve_group();
+            solve_group();
+            orthogonalise(prev, group, L);
+            for (int attempt = 0;; ++attempt) {
+                solve_group();
                 const double kept = orthogonalise(prev, group, L);
-                orthogonalise(prev, group, L);
-                if (kept > 1e-3 || attempt == 3) break;
+                if (kept > 0.5 || attempt == 3) break;
             }
+            orthogonalise(prev, group, L);
         }
     }
     back_transform(a, t.tau, n, out.vectors.data(), out.count, threads, cancel);
