@@ -121,12 +121,12 @@ export async function nullSpaceProjector(native: Pick<GraftNative, 'nullSpaceBas
   const { matrix, n, threshold, cacheDir } = options;
   if (matrix.length !== n * n) throw new Error(`the matrix has ${matrix.length} values, not ${n} × ${n}`);
   const file = nullSpaceCacheFile(options);
-  const cached = readCache(file, n, threshold);
+  const cached = await readCache(file, n, threshold);
   if (cached) return cached;
   const basis = await native.nullSpaceBasis(matrix, n, threshold, { threads: options.threads ?? 1 });
   const projector = NullSpaceProjector.fromBasis(basis, n, threshold);
-  fs.mkdirSync(cacheDir, { recursive: true });
-  writeCache(file, projector);
+  await fs.promises.mkdir(cacheDir, { recursive: true });
+  await writeCache(file, projector);
   return projector;
 }
 
@@ -145,31 +145,32 @@ function bytesOf(a: Float64Array): Buffer {
   return Buffer.from(a.buffer, a.byteOffset, a.byteLength);
 }
 
-function writeCache(file: string, p: NullSpaceProjector): void {
+async function writeCache(file: string, p: NullSpaceProjector): Promise<void> {
   const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   const parts = [header(p), bytesOf(p.eigenvalues), bytesOf(p.vectors)];
   const digest = createHash('sha256');
   for (const part of parts) digest.update(part);
-  const fd = fs.openSync(tmp, 'w');
+  const handle = await fs.promises.open(tmp, 'w');
   try {
     for (const part of [...parts, digest.digest()]) {
-      for (let off = 0; off < part.length;) off += fs.writeSync(fd, part, off, part.length - off);
+      // Chunked: one write call takes at most 2 GiB.
+      for (let off = 0; off < part.length;) off += (await handle.write(part, off, Math.min(part.length - off, 1 << 30))).bytesWritten;
     }
-    fs.fsyncSync(fd);
+    await handle.sync();
+    await handle.close();
   } catch (e) {
-    fs.closeSync(fd);
-    fs.rmSync(tmp, { force: true });
+    await handle.close().catch(() => {});
+    await fs.promises.rm(tmp, { force: true });
     throw e;
   }
-  fs.closeSync(fd);
-  fs.renameSync(tmp, file);
+  await fs.promises.rename(tmp, file);
 }
 
 // null when the file is missing, truncated, damaged or for other parameters.
-function readCache(file: string, n: number, threshold: number): NullSpaceProjector | null {
+async function readCache(file: string, n: number, threshold: number): Promise<NullSpaceProjector | null> {
   let buf: Buffer;
   try {
-    buf = fs.readFileSync(file);
+    buf = await fs.promises.readFile(file);
   } catch {
     return null;
   }
