@@ -1,12 +1,16 @@
 // JS binding of the double-precision Cholesky factor: factorSpd(matrix, n, ridge) resolves
-// (off the main thread) to an object whose solve(b) is O(n²).
+// (off the main thread) to an object whose solve(b) is O(n²). nullSpaceBasis(matrix, n,
+// threshold) resolves to the eigenvalues and the smaller side's eigenvectors (sym_eigen.h).
 #include <napi.h>
 
+#include <algorithm>
+#include <cmath>
 #include <memory>
 
 #include "errors.h"
 #include "linalg.h"
 #include "napi_convert.h"
+#include "sym_eigen.h"
 
 namespace graft {
 
@@ -61,11 +65,66 @@ Napi::Value FactorSpd(const Napi::CallbackInfo & info) {
     });
 }
 
+// Bad arguments reject the promise rather than throw, so that callers handle every failure
+// of this asynchronous function in one place.
+Napi::Value NullSpaceBasis(const Napi::CallbackInfo & info) {
+    try {
+        const Napi::Value m = info[0];
+        if (!m.IsTypedArray() || m.As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) throw GraftError("the matrix must be a Float64Array");
+        if (info.Length() < 2 || !info[1].IsNumber()) throw GraftError("n must be a number");
+        const double nd = info[1].As<Napi::Number>().DoubleValue();
+        if (!(nd >= 1) || nd != std::floor(nd) || nd > 46340) throw GraftError("n must be an integer from 1 to 46340, got " + std::to_string(nd));
+        if (info.Length() < 3 || !info[2].IsNumber()) throw GraftError("the threshold must be a number");
+        const double threshold = info[2].As<Napi::Number>().DoubleValue();
+        if (!std::isfinite(threshold)) throw GraftError("the threshold must be finite");
+        int threads = 1;
+        if (info.Length() > 3 && info[3].IsObject()) {
+            const Napi::Value t = info[3].As<Napi::Object>().Get("threads");
+            if (!t.IsUndefined()) {
+                if (!t.IsNumber() || !(t.As<Napi::Number>().DoubleValue() >= 1)) throw GraftError("threads must be a number ≥ 1");
+                threads = static_cast<int>(std::min(256.0, t.As<Napi::Number>().DoubleValue()));
+            }
+        }
+        const int n = static_cast<int>(nd);
+        auto array = m.As<Napi::Float64Array>();
+        if (array.ElementLength() != static_cast<size_t>(n) * n) {
+            throw GraftError("the matrix has " + std::to_string(array.ElementLength()) + " values, but an n × n matrix with n = " + std::to_string(n) + " has " +
+                             std::to_string(static_cast<size_t>(n) * n));
+        }
+        // The worker reads the caller's array in place (a copy of up to 1.6 GB would block the
+        // main thread); keep_alive holds it until the promise settles, and the caller must not
+        // write to it meanwhile.
+        const double * data = array.Data();
+        return PromiseWorker<NullSpaceSplit>::start(info.Env(),
+            [data, n, threshold, threads] {
+                check_symmetric(data, n);
+                return null_space_split(data, n, threshold, threads);
+            },
+            [](Napi::Env env, NullSpaceSplit & r) -> Napi::Value {
+                Napi::Object o = Napi::Object::New(env);
+                auto values = Napi::Float64Array::New(env, r.eigenvalues.size());
+                std::copy(r.eigenvalues.begin(), r.eigenvalues.end(), values.Data());
+                auto vectors = Napi::Float64Array::New(env, r.vectors.size());
+                std::copy(r.vectors.begin(), r.vectors.end(), vectors.Data());
+                o.Set("eigenvalues", values);
+                o.Set("side", Napi::String::New(env, r.below ? "below" : "atOrAbove"));
+                o.Set("vectors", vectors);
+                return o;
+            },
+            {}, m.As<Napi::Object>());
+    } catch (const GraftError & e) {
+        auto deferred = Napi::Promise::Deferred::New(info.Env());
+        deferred.Reject(Napi::Error::New(info.Env(), e.what()).Value());
+        return deferred.Promise();
+    }
+}
+
 }  // namespace
 
 void register_linalg(Napi::Env env, Napi::Object exports) {
     JsFactor::Define(env);
     exports.Set("factorSpd", Napi::Function::New(env, FactorSpd, "factorSpd"));
+    exports.Set("nullSpaceBasis", Napi::Function::New(env, NullSpaceBasis, "nullSpaceBasis"));
 }
 
 }  // namespace graft

@@ -243,11 +243,31 @@ export interface CholeskyFactor {
   solve(b: Float64Array): Float64Array;
 }
 
+export interface NullSpaceBasis {
+  /** all n eigenvalues, ascending */
+  eigenvalues: Float64Array;
+  side: 'below' | 'atOrAbove';
+  /** m × n row-major, m = min(#below, #atOrAbove): unit eigenvectors of that side */
+  vectors: Float64Array;
+}
+
 export interface GraftNative {
   openLlamaSession(path: string, options?: SessionOptions): Promise<NativeLlamaSession>;
   openGraphModel(path: string, options?: GraphModelOptions): Promise<NativeGraphModel>;
   /** Cholesky factor of a symmetric positive-definite n × n matrix (row-major) + ridge·I, in double. */
   factorSpd(matrix: Float64Array, n: number, ridge?: number): Promise<CholeskyFactor>;
+  /**
+   * Spectral split of a symmetric (positive semi-definite) n × n matrix (row-major) at
+   * `threshold`, in double, off the main thread: all eigenvalues, ascending, and unit
+   * eigenvectors for the smaller side only — those with eigenvalue < threshold ('below') or
+   * those ≥ threshold ('atOrAbove'), whichever are fewer (ties: 'below'). `vectors` holds them
+   * as rows (count × n), in ascending order of their eigenvalues. AlphaEdit's null-space
+   * projector is V Vᵀ for 'below' and I − V Vᵀ for 'atOrAbove'. Rejects a matrix with a
+   * non-finite value or one that is not symmetric (relative tolerance 1e-9). The array is read
+   * in place: do not write to it until the promise settles. `threads` (default 1) share the
+   * tridiagonalisation and the back-transformation.
+   */
+  nullSpaceBasis(matrix: Float64Array, n: number, threshold: number, options?: { threads?: number }): Promise<NullSpaceBasis>;
   buildInfo(): BuildInfo;
   inspect(path: string, options?: { maxArrayValues?: number }): GgufInspection;
   readTensor(path: string, name: string): { type: string; shape: number[]; values: Float32Array };
