@@ -223,7 +223,8 @@ export async function optimizeValues(
     prompts: all.map((p) => p.tokens),
     fromLayer: layer,
     inputStates,
-    overlays,
+    // earlier layers' edits are already in the input states
+    overlays: overlays.filter((o) => o.layer >= layer),
     deltas: items.map((item, i) => ({
       layer, site: at.site, values: new Float32Array(graph.info.nEmbd),
       rows: [...item.prompts, item.essence].map((p, k) => ({ prompt: starts[i]! + k, pos: p.lookup })),
