@@ -4,6 +4,7 @@
 #include <napi.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <memory>
 
@@ -78,11 +79,31 @@ Napi::Value NullSpaceBasis(const Napi::CallbackInfo & info) {
         const double threshold = info[2].As<Napi::Number>().DoubleValue();
         if (!std::isfinite(threshold)) throw GraftError("the threshold must be finite");
         int threads = 1;
+        auto cancelled = std::make_shared<std::atomic<bool>>(false);
+        // The abort listener is removed when the promise settles, so that a long-lived signal
+        // does not collect one per call.
+        struct AbortHook {
+            Napi::ObjectReference signal;
+            Napi::FunctionReference listener;
+        };
+        std::shared_ptr<AbortHook> hook;
         if (info.Length() > 3 && info[3].IsObject()) {
-            const Napi::Value t = info[3].As<Napi::Object>().Get("threads");
+            const Napi::Object options = info[3].As<Napi::Object>();
+            const Napi::Value t = options.Get("threads");
             if (!t.IsUndefined()) {
                 if (!t.IsNumber() || !(t.As<Napi::Number>().DoubleValue() >= 1)) throw GraftError("threads must be a number ≥ 1");
                 threads = static_cast<int>(std::min(256.0, t.As<Napi::Number>().DoubleValue()));
+            }
+            const Napi::Value sv = options.Get("signal");
+            if (!sv.IsUndefined()) {
+                if (!sv.IsObject() || !sv.As<Napi::Object>().Get("addEventListener").IsFunction()) throw GraftError("signal must be an AbortSignal");
+                const Napi::Object signal = sv.As<Napi::Object>();
+                if (signal.Get("aborted").ToBoolean()) throw GraftError("the null-space computation was cancelled");
+                Napi::Function listener = Napi::Function::New(info.Env(), [cancelled](const Napi::CallbackInfo &) { cancelled->store(true); });
+                signal.Get("addEventListener").As<Napi::Function>().Call(signal, {Napi::String::New(info.Env(), "abort"), listener});
+                hook = std::make_shared<AbortHook>();
+                hook->signal = Napi::Persistent(signal);
+                hook->listener = Napi::Persistent(listener);
             }
         }
         const int n = static_cast<int>(nd);
@@ -96,9 +117,9 @@ Napi::Value NullSpaceBasis(const Napi::CallbackInfo & info) {
         // write to it meanwhile.
         const double * data = array.Data();
         return PromiseWorker<NullSpaceSplit>::start(info.Env(),
-            [data, n, threshold, threads] {
+            [data, n, threshold, threads, cancelled] {
                 check_symmetric(data, n);
-                return null_space_split(data, n, threshold, threads);
+                return null_space_split(data, n, threshold, threads, cancelled.get());
             },
             [](Napi::Env env, NullSpaceSplit & r) -> Napi::Value {
                 Napi::Object o = Napi::Object::New(env);
@@ -111,7 +132,14 @@ Napi::Value NullSpaceBasis(const Napi::CallbackInfo & info) {
                 o.Set("vectors", vectors);
                 return o;
             },
-            {}, m.As<Napi::Object>());
+            [hook] {
+                if (!hook) return;
+                const Napi::Object signal = hook->signal.Value();
+                signal.Get("removeEventListener").As<Napi::Function>().Call(signal, {Napi::String::New(signal.Env(), "abort"), hook->listener.Value()});
+                hook->signal.Reset();
+                hook->listener.Reset();
+            },
+            m.As<Napi::Object>());
     } catch (const GraftError & e) {
         auto deferred = Napi::Promise::Deferred::New(info.Env());
         deferred.Reject(Napi::Error::New(info.Env(), e.what()).Value());

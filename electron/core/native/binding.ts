@@ -265,9 +265,10 @@ export interface GraftNative {
    * projector is V Vᵀ for 'below' and I − V Vᵀ for 'atOrAbove'. Rejects a matrix with a
    * non-finite value or one that is not symmetric (relative tolerance 1e-9). The array is read
    * in place: do not write to it until the promise settles. `threads` (default 1) share the
-   * tridiagonalisation and the back-transformation.
+   * tridiagonalisation and the back-transformation; aborting `signal` rejects the promise
+   * ("…cancelled") at the computation's next checkpoint.
    */
-  nullSpaceBasis(matrix: Float64Array, n: number, threshold: number, options?: { threads?: number }): Promise<NullSpaceBasis>;
+  nullSpaceBasis(matrix: Float64Array, n: number, threshold: number, options?: { threads?: number; signal?: AbortSignal }): Promise<NullSpaceBasis>;
   buildInfo(): BuildInfo;
   inspect(path: string, options?: { maxArrayValues?: number }): GgufInspection;
   readTensor(path: string, name: string): { type: string; shape: number[]; values: Float32Array };

@@ -305,6 +305,28 @@ test('input errors are reported clearly', async () => {
   await native.nullSpaceBasis(Float64Array.of(1, 0.5, 0.5 + 1e-15, 1), 2, THRESHOLD);
 });
 
+test('an AbortSignal cancels the computation; a signal that is not aborted changes nothing', async () => {
+  const native = await loadNative();
+  const n = 1500;
+  const next = rng(21);
+  const c = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < i; j++) c[i * n + j] = c[j * n + i] = next() - 0.5;
+    c[i * n + i] = n;
+  }
+  const controller = new AbortController();
+  const pending = native.nullSpaceBasis(c, n, THRESHOLD, { signal: controller.signal });
+  setTimeout(() => controller.abort(), 20);
+  await assert.rejects(pending, /cancelled/);
+  await assert.rejects(() => native.nullSpaceBasis(c, n, THRESHOLD, { signal: AbortSignal.abort() }), /cancelled/);
+  await assert.rejects(() => native.nullSpaceBasis(c, n, THRESHOLD, { signal: {} as AbortSignal }), /signal must be an AbortSignal/);
+  const live = new AbortController();
+  const small = Float64Array.of(2, 1, 1, 2);
+  const r = await native.nullSpaceBasis(small, 2, 1.5, { signal: live.signal });
+  assert.deepEqual([...r.eigenvalues].map((x) => Math.round(x * 1e12) / 1e12), [1, 3]);
+  live.abort();  // after settling: no effect, no error
+});
+
 function spyNative(native: GraftNative): { native: Pick<GraftNative, 'nullSpaceBasis'>; calls: () => number } {
   let calls = 0;
   return {

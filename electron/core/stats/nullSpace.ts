@@ -98,6 +98,8 @@ export interface NullSpaceOptions {
   cacheDir: string;
   /** for the native computation (default 1) */
   threads?: number;
+  /** cancels the native computation (the promise rejects) */
+  signal?: AbortSignal;
 }
 
 // Cache file: header (magic, version, n, m, side, threshold), eigenvalues, vectors, then the
@@ -123,7 +125,7 @@ export async function nullSpaceProjector(native: Pick<GraftNative, 'nullSpaceBas
   const file = nullSpaceCacheFile(options);
   const cached = await readCache(file, n, threshold);
   if (cached) return cached;
-  const basis = await native.nullSpaceBasis(matrix, n, threshold, { threads: options.threads ?? 1 });
+  const basis = await native.nullSpaceBasis(matrix, n, threshold, { threads: options.threads ?? 1, signal: options.signal });
   const projector = NullSpaceProjector.fromBasis(basis, n, threshold);
   await fs.promises.mkdir(cacheDir, { recursive: true });
   await writeCache(file, projector);
