@@ -111,8 +111,8 @@ export async function runProbe(argv: string[]): Promise<void> {
       out = { model: model.path, lora: adapter, verdict: judgement.verdict, judgement, baseline, results, normGrowth: growth };
     }
     if (values.hard) {
-      const source = workspace ? listEdits(db, workspace.id).filter((e) => e.status === 'done').at(-1) : undefined;
-      if (!source) throw new Error('--hard builds its cases from an edit: give --workspace W with at least one completed edit (its request and settings are the template)');
+      const source = workspace ? listEdits(db, workspace.id).filter((e) => e.status === 'done' && e.method === 'rome').at(-1) : undefined;
+      if (!source) throw new Error('--hard builds its cases from a ROME edit: give --workspace W with at least one completed ROME edit (its request and settings are the template)');
       const rows = await runHardCases(native, {
         model: { path: model.path, sha256: model.sha256 }, request: source.request as EditRequest,
         hparams: { ...romeDefaults(model.nLayer), ...(source.hparams as Partial<RomeHparams>) }, stack: enabledOverlays(db, workspace!.id),

@@ -98,3 +98,10 @@ export function markSubject(prompt: string, subject: string): string {
   if (!marked.includes('{}')) throw new Error(`the subject '${subject}' does not occur in the prompt "${prompt}"; mark its place with {} or fix the spelling`);
   return marked;
 }
+
+/** The requests a recorded edit holds: one (ROME), a batch (an array), or none (a merge of other edits). */
+export function requestsOfEdit(stored: unknown): EditRequest[] {
+  if (Array.isArray(stored)) return stored as EditRequest[];
+  if (typeof stored === 'object' && stored !== null && 'prompt' in stored && 'subject' in stored) return [stored as EditRequest];
+  return [];
+}

@@ -12,7 +12,7 @@ import path from 'node:path';
 import type Database from 'better-sqlite3';
 
 import { continuationTokens, openGraphModel } from '../engine/graphModel.ts';
-import { filledPrompt, type EditRequest } from '../edits/request.ts';
+import { filledPrompt, requestsOfEdit } from '../edits/request.ts';
 import { sha256OfFileInWorker } from '../models/modelInfo.ts';
 import type { GraftNative } from '../native/binding.ts';
 import type { GraphOverlay } from '../native/graphTypes.ts';
@@ -129,8 +129,7 @@ interface Scores {
 async function score(native: GraftNative, base: string, file: string, format: 'lora' | 'gguf', stack: StackEdit[], requantized: boolean): Promise<Scores> {
   const graph = await openGraphModel(native, base);
   try {
-    const prompts = stack.map((e) => {
-      const request = e.record.request as EditRequest;
+    const prompts = stack.flatMap((e) => requestsOfEdit(e.record.request)).map((request) => {
       const text = filledPrompt(request);
       return { text, tokens: graph.tokenize(text, true), first: continuationTokens((t, s) => graph.tokenize(t, s), text, request.targetNew)[0]! };
     });
@@ -165,13 +164,16 @@ function editLog(db: Database.Database, stack: StackEdit[]): string {
 function modelCard(baseName: string, baseSha: string, stack: StackEdit[]): string {
   const lines = [`# ${baseName} with ${stack.length} Graft edit${stack.length === 1 ? '' : 's'}`, '', `Base model: \`${baseName}\` (sha256 \`${baseSha}\`).`, '', '## Edits', ''];
   for (const e of stack) {
-    const r = e.record.request as EditRequest;
+    const requests = requestsOfEdit(e.record.request);
     const m = e.record.metrics as { before?: { efficacy?: { pNew: number; pTrue: number } }; after?: { efficacy?: { pNew: number; pTrue: number }; neighbourhood?: { probabilityScore: number } | null } } | null;
     const p = e.record.preflight as { relativeUpdateNorm?: number; denominator?: number } | null;
-    lines.push(`- **Edit ${e.record.id}** (${e.record.method}, layer ${e.record.layers.join(', ')}): "${filledPrompt(r)}" →${r.targetNew}` +
-      (r.targetTrue ? ` (was${r.targetTrue})` : ''));
+    const summary = (e.record.metrics as { summary?: { efficacy: number | null; neighbourhood: number | null } } | null)?.summary;
+    lines.push(`- **Edit ${e.record.id}** (${e.record.method}, layer${e.record.layers.length === 1 ? '' : 's'} ${e.record.layers.join(', ')})` +
+      (requests.length === 1 ? `: "${filledPrompt(requests[0]!)}" →${requests[0]!.targetNew}${requests[0]!.targetTrue ? ` (was${requests[0]!.targetTrue})` : ''}` : `: ${requests.length} facts`));
+    if (requests.length > 1) for (const r of requests) lines.push(`  - "${filledPrompt(r)}" →${r.targetNew}${r.targetTrue ? ` (was${r.targetTrue})` : ''}`);
     if (m?.after?.efficacy) lines.push(`  - P(new) ${m.before?.efficacy?.pNew.toFixed(4)} → ${m.after.efficacy.pNew.toFixed(4)}; neighbourhood kept: ${m.after.neighbourhood ? m.after.neighbourhood.probabilityScore.toFixed(2) : 'not measured'}`);
-    if (p) lines.push(`  - ‖ΔW‖/‖W‖ ${p.relativeUpdateNorm?.toPrecision(3)}, denominator ${p.denominator?.toPrecision(4)}`);
+    if (summary) lines.push(`  - efficacy ${summary.efficacy?.toFixed(2) ?? '–'}, neighbourhood kept ${summary.neighbourhood?.toFixed(2) ?? 'not measured'}`);
+    if (p?.relativeUpdateNorm !== undefined) lines.push(`  - ‖ΔW‖/‖W‖ ${p.relativeUpdateNorm.toPrecision(3)}${p.denominator !== undefined ? `, denominator ${p.denominator.toPrecision(4)}` : ''}`);
   }
   lines.push('', '## Known risks', '',
     '- Locate-and-edit methods can damage unrelated knowledge and fluency; single edits have collapsed models. Check perplexity and KL to the base model before use.',

@@ -41,7 +41,7 @@ export async function greedyWord(graph: NativeGraphModel, prompt: string): Promi
     if (out.length > 0 && /^\s*\S+\s/.test(text)) break;
     out.push(best);
   }
-  return detokenize(graph, Int32Array.from(out)).trim().split(/\s+/)[0]!.replace(/[^\p{L}]/gu, '');
+  return detokenize(graph, Int32Array.from(out)).trim().split(/\s+/)[0]!.replace(/[^\p{L}]/gu, '') || 'the';
 }
 
 /** count facts as a JSONL request file in dir; returns its path. */
