@@ -369,7 +369,7 @@ describe('graft edit and graft trace', () => {
     assert.match(text.stdout, /sentence perplexity \(mean\)/);
     assert.match(text.stdout, /verdict: (ok|degraded|collapsed)/);
     assertOneLineError(graft(['probe', model, '--db', db, '--workspace', 'm', '--lora', out]), /--lora and --workspace exclude each other/);
-    assertOneLineError(graft(['probe', model, '--db', db, '--hard']), /--hard builds its cases from an edit/);
+    assertOneLineError(graft(['probe', model, '--db', db, '--hard']), /--hard builds its cases from a ROME edit/);
     assertOneLineError(graft(['probe', model, '--db', db, '--corpus', empty]), /--corpus .*empty\.txt is empty/);
     assertOneLineError(graft(['probe', model, '--db', db, '--thresholds', '{"sentencePplRatio":{"collapsed":0.5}}']), /'collapsed' \(0\.5\) must be at least 'degraded'/);
     const unprobed = graft(['edit', model, '--prompt', 'the {} said', '--subject', 'dog', '--target', 'cow', ...common, '--no-probes'], { GRAFT_NATIVE_VARIANT: 'cpu', HOME: stats });
@@ -384,6 +384,47 @@ describe('graft edit and graft trace', () => {
     assert.equal(t.grids[0].probabilities.length, 2);
     assert.equal(t.grids[0].probabilities[0].length, t.tokens.length);
     assertOneLineError(graft(['trace', model, '--prompt', 'the king said', '--subject', 'queen']), /does not occur in the prompt/);
+  });
+});
+
+describe('graft edit --requests', () => {
+  test('a MEMIT sequence from a JSONL file: one edit per batch, one adapter for the run, a table and a summary; mistakes are one-line errors', async () => {
+    const native = await loadNative();
+    const dir = tempDir();
+    const model = path.join(dir, 'm.gguf');
+    assert.equal(graft(['make-model', ...modelArgs, '--out', model]).code, 0);
+    const file = path.join(dir, 'facts.jsonl');
+    fs.writeFileSync(file, [['the king', 'sea'], ['the dog', 'hill'], ['the river', 'road']]
+      .map(([subject, target]) => JSON.stringify({ requested_rewrite: { prompt: 'I saw {} near the', subject, target_new: { str: target }, target_true: { str: 'wall' } } })).join('\n'));
+    const db = path.join(dir, 'history.sqlite');
+    const out = path.join(dir, 'run.gguf');
+    const common = ['--db', db, '--layers', '0-1', '--v-steps', '3', '--stats-tokens', '512', '--no-probes'];
+    const env = { GRAFT_NATIVE_VARIANT: 'cpu', HOME: path.join(dir, 'home') };
+    const run = graft(['edit', model, '--method', 'memit', '--requests', file, '--batch-size', '2', '--sequential', '--curve', '--out', out, '--json', ...common], env);
+    assert.equal(run.code, 0, run.stderr);
+    const r = JSON.parse(run.stdout);
+    assert.equal(r.method, 'memit');
+    assert.deepEqual(r.batches.map((b: { requestIndices: number[] }) => b.requestIndices), [[0, 1], [2]]);
+    assert.equal(r.summary.requests, 3);
+    assert.equal(r.curve.length, 2);
+    assert.deepEqual(r.curve.map((c: { edits: number }) => c.edits), [2, 3]);
+    assert.equal(r.adapter, out);
+    const lora = native.inspect(out).tensors.filter((t) => t.name.endsWith('lora_a')).map((t) => [t.name, t.shape[1]]);
+    assert.deepEqual(lora, [['blk.0.ffn_down.weight.lora_a', 3], ['blk.1.ffn_down.weight.lora_a', 3]]);
+    const history = JSON.parse(graft(['history', '--db', db, '--json']).stdout);
+    assert.deepEqual(history[0].edits.map((e: { method: string; status: string }) => [e.method, e.status]), [['memit', 'done'], ['memit', 'done']]);
+    // the same file again: the run is done, so a new one starts on top of it
+    const text = graft(['edit', model, '--method', 'memit', '--requests', file, ...common], env);
+    assert.equal(text.code, 0, text.stderr);
+    assert.match(text.stdout, /3 requests in 1 batch/);
+    assert.match(text.stdout, /summary over 3 requests: efficacy/);
+
+    assertOneLineError(graft(['edit', model, '--requests', file, ...common]), /ROME edits one fact at a time: add --sequential/);
+    assertOneLineError(graft(['edit', model, '--method', 'memit', '--requests', file, '--batch-size', '2', ...common]), /need --sequential/);
+    assertOneLineError(graft(['edit', model, '--method', 'memit', '--requests', path.join(dir, 'none.jsonl'), ...common]), /none\.jsonl/);
+    assertOneLineError(graft(['edit', model, '--method', 'memit', '--prompt', 'the {} said', '--subject', 'king', '--target', 'x', '--layer', '0', '--db', db]), /--layers A-B/);
+    assertOneLineError(graft(['edit', model, '--method', 'rank-one', '--requests', file, '--db', db]), /--method must be rome, memit, emmet or alphaedit/);
+    assertOneLineError(graft(['edit', model, '--requests', file, '--prompt', 'x {}', '--db', db]), /not both/);
   });
 });
 
