@@ -34,6 +34,7 @@ export function startHardCases(ctx: BackendContext, editId: number): { jobId: st
   const source = getEdit(ctx.db, editId);
   if (source.workspaceId !== loaded.workspace.id) throw new Error(`edit ${editId} belongs to another model's workspace`);
   if (source.status !== 'done') throw new Error(`edit ${editId} is ${source.status}; the hard cases are built from a completed edit`);
+  if (source.method !== 'rome') throw new Error(`edit ${editId} is a ${source.method} edit; the hard cases are built from a ROME edit (its request and settings are the template)`);
   const jobId = ctx.jobs.start('hard-cases', `Hard cases from edit ${editId}`, async (control): Promise<HardCaseRow[]> => {
     stillLoaded(ctx, loaded);
     const native = await ctx.native();
