@@ -92,3 +92,12 @@ test('a MEMIT batch of three: refused combination, then results, curve and histo
   await expect(page.getByTestId('results-summary')).toContainText('Summary over 3 requests');
   await snap(page, info, 'batch-edit-history');
 });
+
+test('a request file that is not there: the backend names it', async () => {
+  await go(page, 'Edit');
+  await page.getByRole('button', { name: 'Request file' }).click();
+  const missing = join(server.workDir, 'no-such-requests.jsonl');
+  await page.getByLabel('Path to a request file').fill(missing);
+  await page.getByRole('button', { name: 'Run the file' }).click();
+  await expect(page.locator('#main').getByRole('alert')).toContainText(`${missing}: file not found; check the path`);
+});

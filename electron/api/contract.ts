@@ -307,6 +307,8 @@ export interface Api {
   importModel(path: string): Promise<ModelRow>;
   /** the desktop app's file dialog (null when dismissed); the web mode refuses it: type the path there */
   chooseModelFile(): Promise<string | null>;
+  /** the same for a request file (.json, .jsonl, .yaml, .yml) of a batch run */
+  chooseRequestFile(): Promise<string | null>;
   estimateLoad(modelId: number, gpuLayers: number | 'auto' | 'max'): Promise<LoadEstimate>;
   /** starts a 'load' job; the result is a LoadedModel */
   loadModel(modelId: number, gpuLayers: number | 'auto' | 'max'): Promise<{ jobId: string }>;

@@ -41,12 +41,16 @@ const appVersion = (() => {
 
 // Every method of the contract, checked complete by the compiler: what a transport may call.
 const contractMethods: Record<Method, true> = {
-  version: true, listModels: true, importModel: true, chooseModelFile: true, estimateLoad: true, loadModel: true, unloadModel: true, loadedModel: true,
+  version: true, listModels: true, importModel: true, chooseModelFile: true, chooseRequestFile: true, estimateLoad: true, loadModel: true, unloadModel: true, loadedModel: true,
   checkRequestDocument: true, editRequestSchema: true, startEdit: true, startBatchEdit: true, startTrace: true,
   listEdits: true, getEdit: true, setEnabled: true, moveEdit: true, addNote: true, setTags: true,
   listProbeRuns: true, startProbes: true, startHardCases: true, startCompare: true, listExports: true, startExport: true,
   listJobs: true, cancelJob: true, getSettings: true, setSettings: true, recentLogs: true,
 };
+
+function noDialog(what: string): Error {
+  return Object.assign(new Error(`a file dialog needs the desktop app; in the web mode type the path of ${what}`), { code: 'not-available' });
+}
 
 export class Backend implements Api {
   private readonly ctx: BackendContext;
@@ -98,7 +102,10 @@ export class Backend implements Api {
   async importModel(file: string): Promise<ModelRow> { return importModel(this.ctx, file); }
   /** Electron main answers this itself with a native dialog; a browser page has none to offer. */
   async chooseModelFile(): Promise<string | null> {
-    throw Object.assign(new Error('a file dialog needs the desktop app; in the web mode type the path of the .gguf file'), { code: 'not-available' });
+    throw noDialog('the .gguf file');
+  }
+  async chooseRequestFile(): Promise<string | null> {
+    throw noDialog('the request file');
   }
   async estimateLoad(modelId: number, gpuLayers: number | 'auto' | 'max'): Promise<LoadEstimate> { return estimateLoad(this.ctx, modelId, gpuLayers); }
   async loadModel(modelId: number, gpuLayers: number | 'auto' | 'max'): Promise<{ jobId: string }> { return loadModel(this.ctx, modelId, gpuLayers); }
