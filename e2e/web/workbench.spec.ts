@@ -69,7 +69,7 @@ test('a request document without a subject shows a marker', async ({}, info) => 
   await page.keyboard.insertText('{\n  "prompt": "{} is located in",\n  "target_new": "Rome"\n}\n');
   const problems = page.getByTestId('document-problems');
   await expect(problems).toContainText(/subject/i, { timeout: 20_000 });
-  await expect(page.getByRole('button', { name: /^Run \d+ edits?$/ })).toBeDisabled();
+  await expect(page.getByRole('button', { name: /^Run \d+ requests?$/ })).toBeDisabled();
   await snap(page, info, 'edit-document-problem');
 
   // The same in YAML, checked by the backend.

@@ -63,16 +63,93 @@ export interface EditRequestInput {
   neighbours?: string[];
 }
 
+export type EditMethod = 'rome' | 'memit' | 'emmet' | 'alphaedit';
+
+/** Blank (absent) numbers mean the method's default for the loaded model. */
 export interface EditOptions {
+  /** default 'rome' */
+  method?: EditMethod;
+  /** ROME's one layer */
   layer?: number;
+  /** MEMIT, EMMET and AlphaEdit: the edited layers, ascending */
+  layers?: number[];
   vSteps?: number;
   vLr?: number;
   klFactor?: number;
+  /** ROME only */
   mom2Adjustment?: boolean;
+  /** λ: MEMIT and EMMET (AlphaEdit takes it too) */
+  mom2UpdateWeight?: number;
+  /** AlphaEdit */
+  nullspaceThreshold?: number;
+  /** AlphaEdit */
+  l2?: number;
+  /** tokens the model samples for the second moments when none are cached (default 8192) */
+  statisticsTokens?: number;
+  /** scale an update down so no edited matrix grows past this ‖W + ΔW‖/‖W‖ (above 1) */
+  normCap?: number;
   /** run the post-edit probes (default true) */
   probes?: boolean;
   autoDisable?: boolean;
   seed?: number;
+}
+
+/** Several requests as one batch or a sequence of batches: a list, or a request file on the backend's machine. */
+export interface BatchEditInput {
+  method: EditMethod;
+  /** exactly one of requests and requestsPath */
+  requests?: EditRequestInput[];
+  /** .json, .jsonl, .yaml or .yml (Graft requests or CounterFact records) */
+  requestsPath?: string;
+  /** requests per edit; default all of them (ROME: 1) */
+  batchSize?: number;
+  /** each batch computed on the model the earlier ones edited */
+  sequential: boolean;
+  /** after each batch, the efficacy of every request so far and the perplexity ratio */
+  curve?: boolean;
+  options: Omit<EditOptions, 'method'>;
+}
+
+/** One request's scores: probability comparison (null without a true target) and token accuracy. */
+export interface RequestScores {
+  pNew: number;
+  pTrue: number | null;
+  efficacy: number | null;
+  paraphrase: number | null;
+  neighbourhood: number | null;
+  efficacyAccuracy: number | null;
+  paraphraseAccuracy: number | null;
+  neighbourhoodAccuracy: number | null;
+}
+
+export interface RequestResult {
+  request: EditRequestInput;
+  before: RequestScores;
+  after: RequestScores;
+}
+
+/** Means over the requests; the published tables' columns. */
+export interface ResultSummary {
+  requests: number;
+  efficacy: number | null;
+  paraphrase: number | null;
+  neighbourhood: number | null;
+  efficacyAccuracy: number | null;
+  paraphraseAccuracy: number | null;
+  neighbourhoodAccuracy: number | null;
+}
+
+export interface BatchEditResult {
+  runId: number;
+  /** an interrupted run of the same requests and settings was continued */
+  resumed: boolean;
+  method: EditMethod;
+  batches: { index: number; editId: number; requestIndices: number[]; resumed: boolean; verdict: Verdict | null; autoDisabled: boolean; normGrowth: number | null }[];
+  /** every request, measured right after its own batch, in order */
+  results: RequestResult[];
+  summary: ResultSummary;
+  /** per batch (with `curve`): requests edited so far, their efficacy on the current stack, sentence-perplexity ratio */
+  curve: { edits: number; efficacy: number; pNew: number; sentencePplRatio: number | null; normGrowth: number | null }[];
 }
 
 /** A problem in a request document, for an editor marker (1-based lines and columns). */
@@ -92,7 +169,10 @@ export interface EditRow {
   layers: number[];
   status: 'running' | 'done' | 'failed' | 'cancelled';
   enabled: boolean;
+  /** the first request of a batch edit */
   request: EditRequestInput;
+  /** 1 for ROME; a batch edit's number of requests */
+  requestCount: number;
   efficacy: number | null;
   paraphrase: number | null;
   neighbourhood: number | null;
@@ -104,6 +184,10 @@ export interface EditRow {
 }
 
 export interface EditDetail extends EditRow {
+  requests: EditRequestInput[];
+  /** per request, before → after (empty while running or failed) */
+  results: RequestResult[];
+  summary: ResultSummary | null;
   hparams: Record<string, unknown>;
   templates: string[];
   preflight: Record<string, unknown> | null;
@@ -223,6 +307,8 @@ export interface Api {
   importModel(path: string): Promise<ModelRow>;
   /** the desktop app's file dialog (null when dismissed); the web mode refuses it: type the path there */
   chooseModelFile(): Promise<string | null>;
+  /** the same for a request file (.json, .jsonl, .yaml, .yml) of a batch run */
+  chooseRequestFile(): Promise<string | null>;
   estimateLoad(modelId: number, gpuLayers: number | 'auto' | 'max'): Promise<LoadEstimate>;
   /** starts a 'load' job; the result is a LoadedModel */
   loadModel(modelId: number, gpuLayers: number | 'auto' | 'max'): Promise<{ jobId: string }>;
@@ -233,6 +319,8 @@ export interface Api {
   editRequestSchema(): Promise<unknown>;
   /** starts an 'edit' job on the loaded model's workspace; the result is an EditDetail */
   startEdit(request: EditRequestInput, options: EditOptions): Promise<{ jobId: string }>;
+  /** starts an 'edit' job running several requests as batches; the result is a BatchEditResult */
+  startBatchEdit(input: BatchEditInput): Promise<{ jobId: string }>;
   /** starts a 'trace' job; the result is a TraceResult */
   startTrace(prompt: string, subject: string, samples?: number): Promise<{ jobId: string }>;
 

@@ -80,6 +80,7 @@ describe('settings and imports', () => {
     await assert.rejects(backend.startEdit({ prompt: '{} is', subject: 'x', targetNew: 'y' }, {}), /load a model first/);
     // the file dialog belongs to the desktop shell; the web mode says to type the path
     await assert.rejects(backend.chooseModelFile(), (e: Error & { code?: string }) => e.code === 'not-available' && /type the path/.test(e.message));
+    await assert.rejects(backend.chooseRequestFile(), (e: Error & { code?: string }) => e.code === 'not-available' && /type the path of the request file/.test(e.message));
     await backend.close();
   });
 

@@ -1,6 +1,7 @@
 // The History and Probes screens' rows: the loaded model's workspace, each edit with the
 // request metrics it recorded and the numbers of the latest probe run that judged it.
-import type { EditDetail, EditRequestInput, EditRow, ProbeRunRow, Verdict } from '../api/contract.ts';
+import type { EditDetail, EditRequestInput, EditRow, ProbeRunRow, RequestResult, RequestScores, ResultSummary, Verdict } from '../api/contract.ts';
+import { summaryOf, type MetricsSummary, type RequestMetrics } from '../core/edits/recordedEdit.ts';
 import type { EditMetrics } from '../core/edits/metrics.ts';
 import type { EditRequest } from '../core/edits/request.ts';
 import type { ProbeResults } from '../core/probes/probeSuite.ts';
@@ -31,15 +32,45 @@ export function probeRunRow(r: ProbeRunRecord): ProbeRunRow {
 
 // without a true target the CounterFact comparison P(new) > P(true) is undefined (NaN)
 const score = (s: { probabilityScore: number } | null | undefined) => (s && Number.isFinite(s.probabilityScore) ? s.probabilityScore : null);
+const finite = (x: number | null | undefined) => (typeof x === 'number' && Number.isFinite(x) ? x : null);
+
+export function requestScores(m: EditMetrics): RequestScores {
+  return {
+    pNew: m.efficacy.pNew, pTrue: finite(m.efficacy.pTrue),
+    efficacy: score(m.efficacy), paraphrase: score(m.paraphrase), neighbourhood: score(m.neighbourhood),
+    efficacyAccuracy: finite(m.efficacy.tokenAccuracy), paraphraseAccuracy: finite(m.paraphrase?.tokenAccuracy), neighbourhoodAccuracy: finite(m.neighbourhood?.tokenAccuracy),
+  };
+}
+
+export function resultSummary(s: MetricsSummary): ResultSummary {
+  return {
+    requests: s.requests, efficacy: s.efficacy, paraphrase: s.paraphrase, neighbourhood: s.neighbourhood,
+    efficacyAccuracy: s.efficacyTokenAccuracy, paraphraseAccuracy: s.paraphraseTokenAccuracy, neighbourhoodAccuracy: s.neighbourhoodTokenAccuracy,
+  };
+}
+
+export function requestResults(requests: EditRequestInput[], metrics: RequestMetrics[]): RequestResult[] {
+  return metrics.map((m, i) => ({ request: requests[i]!, before: requestScores(m.before), after: requestScores(m.after) }));
+}
+
+/** ROME records one request and `{before, after}`; the batch methods a list and `{requests, summary}`. */
+function recorded(e: EditRecord): { requests: EditRequestInput[]; metrics: RequestMetrics[]; summary: MetricsSummary | null } {
+  const requests = (Array.isArray(e.request) ? e.request as EditRequest[] : [e.request as EditRequest]).map(requestInput);
+  const m = e.metrics as { before?: EditMetrics; after?: EditMetrics; requests?: RequestMetrics[]; summary?: MetricsSummary } | null;
+  if (m?.requests) return { requests, metrics: m.requests, summary: m.summary ?? null };
+  return { requests, metrics: m?.before && m.after ? [{ before: m.before, after: m.after }] : [], summary: null };
+}
 
 function editRow(ctx: BackendContext, e: EditRecord): EditRow {
-  const after = (e.metrics as { after?: EditMetrics } | null)?.after;
+  const { requests, metrics, summary } = recorded(e);
+  const after = metrics.length === 1 ? requestScores(metrics[0]!.after) : null;
   const run = probeRunsOfEdit(ctx.db, e.id).at(-1);
   const ratio = (run?.judgement as Judgement | null | undefined)?.signals.sentencePplRatio;
   return {
     id: e.id, position: e.position, createdAt: e.createdAt, method: e.method, layers: e.layers, status: e.status, enabled: e.enabled,
-    request: requestInput(e.request as EditRequest),
-    efficacy: score(after?.efficacy), paraphrase: score(after?.paraphrase), neighbourhood: score(after?.neighbourhood),
+    request: requests[0]!, requestCount: requests.length,
+    efficacy: summary?.efficacy ?? after?.efficacy ?? null, paraphrase: summary?.paraphrase ?? after?.paraphrase ?? null,
+    neighbourhood: summary?.neighbourhood ?? after?.neighbourhood ?? null,
     deltaPerplexity: ratio === undefined ? null : ratio - 1,
     klMean: (run?.results as ProbeResults | undefined)?.kl?.meanKl ?? null,
     verdict: (run?.verdict ?? null) as Verdict | null,
@@ -61,8 +92,11 @@ export function listEdits(ctx: BackendContext): EditRow[] {
 
 export function editDetail(ctx: BackendContext, id: number): EditDetail {
   const e = storedEdit(ctx.db, id);
+  const { requests, metrics, summary } = recorded(e);
   return {
     ...editRow(ctx, e),
+    requests, results: requestResults(requests, metrics),
+    summary: summary ? resultSummary(summary) : metrics.length === 1 ? resultSummary(summaryOf(metrics)) : null,
     hparams: (e.hparams ?? {}) as Record<string, unknown>, templates: e.templates,
     preflight: e.preflight as Record<string, unknown> | null, metrics: e.metrics as Record<string, unknown> | null,
     timings: e.timings as Record<string, number> | null, computedOn: e.computedOn,

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 import type {
-  Api, DocumentProblem, EditDetail, EditOptions, EditRequestInput, EditRow, ExportRow, Job, LoadEstimate, LoadedModel, LogLine, Method,
+  Api, BatchEditInput, DocumentProblem, EditDetail, EditOptions, EditRequestInput, EditRow, ExportRow, Job, LoadEstimate, LoadedModel, LogLine, Method,
   ModelRow, ProbeRunRow, Settings,
 } from '../api/contract.ts';
 import { appRoot } from '../core/appPaths.ts';
@@ -13,7 +13,7 @@ import { loadNative, type GraftNative } from '../core/native/binding.ts';
 import { openDatabase } from '../core/store/database.ts';
 import { startCompare } from './compare.ts';
 import type { BackendContext } from './context.ts';
-import { checkRequestDocument, editRequestSchema, startEdit, startTrace } from './edits.ts';
+import { checkRequestDocument, editRequestSchema, startBatchEdit, startEdit, startTrace } from './edits.ts';
 import { EventHub, type EventListener } from './events.ts';
 import { listExports, startExport } from './exports.ts';
 import { addNote, getEdit, listEdits, listProbeRuns, moveEdit, setEnabled, setTags } from './history.ts';
@@ -41,12 +41,16 @@ const appVersion = (() => {
 
 // Every method of the contract, checked complete by the compiler: what a transport may call.
 const contractMethods: Record<Method, true> = {
-  version: true, listModels: true, importModel: true, chooseModelFile: true, estimateLoad: true, loadModel: true, unloadModel: true, loadedModel: true,
-  checkRequestDocument: true, editRequestSchema: true, startEdit: true, startTrace: true,
+  version: true, listModels: true, importModel: true, chooseModelFile: true, chooseRequestFile: true, estimateLoad: true, loadModel: true, unloadModel: true, loadedModel: true,
+  checkRequestDocument: true, editRequestSchema: true, startEdit: true, startBatchEdit: true, startTrace: true,
   listEdits: true, getEdit: true, setEnabled: true, moveEdit: true, addNote: true, setTags: true,
   listProbeRuns: true, startProbes: true, startHardCases: true, startCompare: true, listExports: true, startExport: true,
   listJobs: true, cancelJob: true, getSettings: true, setSettings: true, recentLogs: true,
 };
+
+function noDialog(what: string): Error {
+  return Object.assign(new Error(`a file dialog needs the desktop app; in the web mode type the path of ${what}`), { code: 'not-available' });
+}
 
 export class Backend implements Api {
   private readonly ctx: BackendContext;
@@ -98,7 +102,10 @@ export class Backend implements Api {
   async importModel(file: string): Promise<ModelRow> { return importModel(this.ctx, file); }
   /** Electron main answers this itself with a native dialog; a browser page has none to offer. */
   async chooseModelFile(): Promise<string | null> {
-    throw Object.assign(new Error('a file dialog needs the desktop app; in the web mode type the path of the .gguf file'), { code: 'not-available' });
+    throw noDialog('the .gguf file');
+  }
+  async chooseRequestFile(): Promise<string | null> {
+    throw noDialog('the request file');
   }
   async estimateLoad(modelId: number, gpuLayers: number | 'auto' | 'max'): Promise<LoadEstimate> { return estimateLoad(this.ctx, modelId, gpuLayers); }
   async loadModel(modelId: number, gpuLayers: number | 'auto' | 'max'): Promise<{ jobId: string }> { return loadModel(this.ctx, modelId, gpuLayers); }
@@ -111,6 +118,7 @@ export class Backend implements Api {
   async checkRequestDocument(text: string, format: 'json' | 'yaml'): Promise<{ requests: EditRequestInput[]; problems: DocumentProblem[] }> { return checkRequestDocument(text, format); }
   async editRequestSchema(): Promise<unknown> { return editRequestSchema(); }
   async startEdit(request: EditRequestInput, options: EditOptions): Promise<{ jobId: string }> { return startEdit(this.ctx, request, options ?? {}); }
+  async startBatchEdit(input: BatchEditInput): Promise<{ jobId: string }> { return startBatchEdit(this.ctx, input); }
   async startTrace(prompt: string, subject: string, samples?: number): Promise<{ jobId: string }> { return startTrace(this.ctx, prompt, subject, samples); }
 
   async listEdits(): Promise<EditRow[]> { return listEdits(this.ctx); }

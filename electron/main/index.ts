@@ -64,14 +64,16 @@ function endpointFor(contents: WebContents): ReturnType<typeof rpcServer> {
   let endpoint = endpoints.get(contents.id);
   if (endpoint) return endpoint;
   const post = (message: string) => { if (!contents.isDestroyed()) contents.send(CHANNEL, message); };
-  // the one request only the desktop shell can answer: a native file dialog over this window
-  const chooseModelFile = async (): Promise<string | null> => {
+  // the requests only the desktop shell can answer: a native file dialog over this window
+  const chooseFile = async (title: string, filter: { name: string; extensions: string[] }): Promise<string | null> => {
     const window = BrowserWindow.fromWebContents(contents);
-    const options = { title: 'Open a GGUF model', properties: ['openFile' as const], filters: [{ name: 'GGUF models', extensions: ['gguf'] }] };
+    const options = { title, properties: ['openFile' as const], filters: [filter] };
     const picked = window ? await dialog.showOpenDialog(window, options) : await dialog.showOpenDialog(options);
     return picked.canceled ? null : picked.filePaths[0] ?? null;
   };
-  const rpc = rpcServer({ ...backend!.rpcSurface(), chooseModelFile }, post);
+  const chooseModelFile = () => chooseFile('Open a GGUF model', { name: 'GGUF models', extensions: ['gguf'] });
+  const chooseRequestFile = () => chooseFile('Open a request file', { name: 'Edit requests', extensions: ['json', 'jsonl', 'yaml', 'yml'] });
+  const rpc = rpcServer({ ...backend!.rpcSurface(), chooseModelFile, chooseRequestFile }, post);
   const unsubscribe = backend!.subscribe((event, ...data) => rpc.emit(event, ...data));
   contents.once('destroyed', () => {
     unsubscribe();

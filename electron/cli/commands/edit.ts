@@ -4,12 +4,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 import { causalTrace } from '../../core/edits/causalTrace.ts';
-import { batchDefaults, batchMethods, type BatchHparams, type BatchProgress } from '../../core/edits/batchEdit.ts';
+import { batchMethods, type BatchHparams, type BatchProgress } from '../../core/edits/batchEdit.ts';
+import { editHparams, parseLayers, type HparamChoices } from '../../core/edits/editHparams.ts';
 import { batchPlan, runBatchFile } from '../../core/edits/batchRun.ts';
 import { recordedEdit, type EditMethod, type MetricsSummary, type RequestMetrics } from '../../core/edits/recordedEdit.ts';
 import { filledPrompt, markSubject, parseEditRequest, type EditRequest } from '../../core/edits/request.ts';
 import { readRequestFile } from '../../core/edits/requestFile.ts';
-import { romeDefaults, type RomeHparams } from '../../core/edits/rome.ts';
+import type { RomeHparams } from '../../core/edits/rome.ts';
 import type { RomeProgress } from '../../core/edits/romeEdit.ts';
 import { openGraphModel } from '../../core/engine/graphModel.ts';
 import { describeModel } from '../../core/models/modelInfo.ts';
@@ -57,20 +58,6 @@ function readRequest(values: Record<string, unknown>): EditRequest {
   return parseEditRequest({ prompt: markSubject(String(values.prompt), subject), subject, target_new: values.target, ...(values['target-true'] !== undefined ? { target_true: values['target-true'] } : {}) }, 'request');
 }
 
-/** "4-8" or "4,5,6" */
-function layersOption(value: string | undefined): number[] | undefined {
-  if (value === undefined) return undefined;
-  const range = /^\s*(\d+)\s*-\s*(\d+)\s*$/.exec(value);
-  if (range) {
-    const [a, b] = [Number(range[1]), Number(range[2])];
-    if (b < a) throw new UsageError(`--layers ${value}: the range runs backwards`);
-    return Array.from({ length: b - a + 1 }, (_, i) => a + i);
-  }
-  const list = value.split(',').map((x) => x.trim());
-  if (list.some((x) => !/^\d+$/.test(x))) throw new UsageError(`--layers must be a range like 4-8 or a list like 4,5,6, got '${value}'`);
-  return list.map(Number);
-}
-
 type Values = Record<string, string | boolean | undefined>;
 
 function methodOption(value: string | undefined): EditMethod {
@@ -79,30 +66,31 @@ function methodOption(value: string | undefined): EditMethod {
   return method as EditMethod;
 }
 
+const flagOf: Record<keyof HparamChoices, string> = {
+  layer: '--layer', layers: '--layers', vLr: '--v-lr', vSteps: '--v-steps', klFactor: '--kl-factor', vWeightDecay: '--v-weight-decay',
+  clampNormFactor: '--clamp-norm-factor', mom2Adjustment: '--mom2-adjustment', mom2Ridge: '--mom2-ridge', seed: '--seed',
+  mom2UpdateWeight: '--mom2-update-weight', emmetLambda: '--emmet-lambda', nullspaceThreshold: '--nullspace-threshold', l2: '--l2',
+};
+
 function hparamsFrom(values: Values, method: EditMethod, info: { nLayer: number; nFf: number }): RomeHparams | BatchHparams {
   const str = (k: string) => values[k] as string | undefined;
-  const pick = (flag: string, d: number) => numberOption(str(flag), `--${flag}`) ?? d;
-  const shared = <T extends RomeHparams | BatchHparams>(d: T): T => ({
-    ...d,
-    vLr: pick('v-lr', d.vLr), vSteps: integerOption(str('v-steps'), '--v-steps', d.vSteps), klFactor: pick('kl-factor', d.klFactor),
-    vWeightDecay: pick('v-weight-decay', d.vWeightDecay), clampNormFactor: pick('clamp-norm-factor', d.clampNormFactor),
-    mom2Ridge: pick('mom2-ridge', d.mom2Ridge), seed: integerOption(str('seed'), '--seed', d.seed),
-  });
-  const batchOnly = ['layers', 'mom2-update-weight', 'emmet-lambda', 'nullspace-threshold', 'l2'].filter((k) => values[k] !== undefined);
-  if (method === 'rome') {
-    if (batchOnly.length > 0) throw new UsageError(`--${batchOnly[0]} belongs to memit, emmet and alphaedit; ROME edits one layer (--layer)`);
-    const d = romeDefaults(info.nLayer);
-    const mom2 = str('mom2-adjustment');
-    if (mom2 !== undefined && mom2 !== 'on' && mom2 !== 'off') throw new UsageError(`--mom2-adjustment must be on or off, got '${mom2}'`);
-    return { ...shared(d), layer: integerOption(str('layer'), '--layer', d.layer), mom2Adjustment: mom2 === undefined ? d.mom2Adjustment : mom2 === 'on' };
+  const num = (k: keyof HparamChoices) => numberOption(str(flagOf[k].slice(2)), flagOf[k]);
+  const int = (k: keyof HparamChoices) => (str(flagOf[k].slice(2)) === undefined ? undefined : integerOption(str(flagOf[k].slice(2)), flagOf[k]));
+  const mom2 = str('mom2-adjustment');
+  if (mom2 !== undefined && mom2 !== 'on' && mom2 !== 'off') throw new UsageError(`--mom2-adjustment must be on or off, got '${mom2}'`);
+  let layers: number[] | undefined;
+  try {
+    layers = str('layers') === undefined ? undefined : parseLayers(str('layers')!, '--layers');
+  } catch (error) {
+    throw new UsageError((error as Error).message);
   }
-  if (values.layer !== undefined) throw new UsageError(`${method} edits a range of layers: give --layers A-B (or A,B,…) instead of --layer`);
-  if (values['mom2-adjustment'] !== undefined) throw new UsageError(`--mom2-adjustment belongs to ROME; ${method} always uses the second moments`);
-  const d = batchDefaults(method, info.nLayer, info.nFf);
-  return {
-    ...shared(d), layers: layersOption(str('layers')) ?? d.layers, mom2UpdateWeight: pick('mom2-update-weight', d.mom2UpdateWeight),
-    emmetLambda: pick('emmet-lambda', d.emmetLambda), nullspaceThreshold: pick('nullspace-threshold', d.nullspaceThreshold), l2: pick('l2', d.l2),
+  const choices: HparamChoices = {
+    layer: int('layer'), layers, vLr: num('vLr'), vSteps: int('vSteps'), klFactor: num('klFactor'), vWeightDecay: num('vWeightDecay'),
+    clampNormFactor: num('clampNormFactor'), mom2Ridge: num('mom2Ridge'), seed: int('seed'),
+    mom2Adjustment: mom2 === undefined ? undefined : mom2 === 'on',
+    mom2UpdateWeight: num('mom2UpdateWeight'), emmetLambda: num('emmetLambda'), nullspaceThreshold: num('nullspaceThreshold'), l2: num('l2'),
   };
+  return editHparams(method, info, choices, (k) => flagOf[k]);
 }
 
 function fixed(x: number | null | undefined, digits = 3): string {

@@ -50,7 +50,7 @@ function job(id: string, startedAt: string, kind: Job['kind'] = 'edit', state: J
 }
 function edit(id: number, subject: string): EditRow {
   return {
-    id, position: id, createdAt: 't', method: 'rome', layers: [0], status: 'done', enabled: true, request: { prompt: '{} is in', subject, targetNew: ' Paris' },
+    id, position: id, createdAt: 't', method: 'rome', layers: [0], status: 'done', enabled: true, request: { prompt: '{} is in', subject, targetNew: ' Paris' }, requestCount: 1,
     efficacy: 1, paraphrase: null, neighbourhood: null, deltaPerplexity: null, klMean: null, verdict: 'ok', error: null, tags: [],
   };
 }
