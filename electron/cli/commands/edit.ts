@@ -178,7 +178,7 @@ export async function runEdit(argv: string[]): Promise<void> {
       ...(values.out !== undefined ? { out: values.out } : {}),
       ...(normCap !== undefined ? { normCap } : {}),
       onProgress: (p: RomeProgress | BatchProgress | { phase: string }) => {
-        if (values.json || p.phase === 'metrics-before' || p.phase === 'metrics-after' || p.phase === 'recorded') return;
+        if (p.phase === 'metrics-before' || p.phase === 'metrics-after' || p.phase === 'recorded') return;
         const step = (p as RomeProgress).step;
         if (step) process.stderr.write(`\r${method === 'rome' ? 'v*' : 'z'}: step ${step.step + 1}/${hparams.vSteps} loss ${step.loss.toFixed(4)} P(target) ${Math.exp(-step.nll).toFixed(4)}   `);
         else process.stderr.write(`${inSteps ? '\n' : ''}edit: ${p.phase}${(p as BatchProgress).layer !== undefined ? ` ${(p as BatchProgress).layer}` : ''}\n`);
