@@ -21,8 +21,9 @@ import type { GraftNative } from '../native/binding.ts';
 import type { GraphOverlay, NativeGraphModel, StepReport } from '../native/graphTypes.ts';
 import { alphaEditAdjustedKeys, emmetAdjustedKeys, memitAdjustedKeys, type Projector } from './batchSolvers.ts';
 import { layerStatistics, type LayerStatistics, type StatisticsSource, type StatisticsUsed } from './covariance.ts';
+import { phaseTimer } from './phaseTimer.ts';
 import { filledPrompt, type EditRequest } from './request.ts';
-import { contextTemplates, essencePrompt, locateSubject, optimizeValues, rewritingPrompts, type PreparedPrompt, type RomeHparams } from './rome.ts';
+import { atLookups, contextTemplates, essencePrompt, locateSubject, optimizeValues, rewritingPrompts, type PreparedPrompt, type RomeHparams } from './rome.ts';
 
 export const batchMethods = ['memit', 'emmet', 'alphaedit'] as const;
 export type BatchMethod = (typeof batchMethods)[number];
@@ -81,7 +82,8 @@ export function checkBatchHparams(hp: BatchHparams, nLayer: number): void {
   if (!(hp.emmetLambda >= 0)) throw new Error(`emmetLambda must be ≥ 0, got ${hp.emmetLambda}`);
 }
 
-export type BatchPhase = 'templates' | 'statistics' | 'targets' | 'layers' | 'keys' | 'adapter';
+const batchPhases = ['templates', 'statistics', 'targets', 'layers', 'keys', 'adapter'] as const;
+export type BatchPhase = (typeof batchPhases)[number];
 
 export interface BatchProgress {
   phase: BatchPhase;
@@ -169,16 +171,6 @@ function templateWeights(hp: Pick<BatchHparams, 'contextTemplates'>): number[] {
   return groups.flatMap((count) => Array<number>(count).fill(1 / (groups.length * count)));
 }
 
-/** Rows of the tokens × width capture at each prompt's subject token. */
-function lookupRows(values: Float32Array, width: number, prompts: PreparedPrompt[]): Float32Array[] {
-  let offset = 0;
-  return prompts.map((p) => {
-    const row = values.subarray((offset + p.lookup) * width, (offset + p.lookup + 1) * width);
-    offset += p.tokens.length;
-    return row;
-  });
-}
-
 const promptsPerRun = 64;
 /**
  * Requests whose targets are optimised in one graph. The graph attends over all its tokens with
@@ -193,7 +185,7 @@ async function captureAtLookups(graph: NativeGraphModel, prompts: PreparedPrompt
   for (let start = 0; start < prompts.length; start += promptsPerRun) {
     const chunk = prompts.slice(start, start + promptsPerRun);
     const run = await graph.run({ prompts: chunk.map((p) => p.tokens), overlays, captures: sites });
-    run.captures.forEach((c, s) => out[s]!.push(...lookupRows(c.values, c.width, chunk).map((r) => Float32Array.from(r))));
+    run.captures.forEach((c, s) => out[s]!.push(...atLookups(c.values, c.width, chunk).map((r) => Float32Array.from(r))));
   }
   return out;
 }
@@ -210,17 +202,7 @@ export async function batchEdit(native: GraftNative, graph: NativeGraphModel, o:
   if (hp.method === 'alphaedit' && !o.projector) throw new Error('AlphaEdit needs the null-space projector of each layer');
   const overlays = o.overlays ?? [];
   const lastLayer = hp.layers[hp.layers.length - 1]!;
-  const timings = { templates: 0, statistics: 0, targets: 0, layers: 0, keys: 0, adapter: 0 } as Record<BatchPhase, number>;
-  const phase = async <T>(name: BatchPhase, fn: () => Promise<T> | T): Promise<T> => {
-    if (o.signal?.aborted) throw new Error('the edit was cancelled');
-    o.onProgress?.({ phase: name });
-    const t = performance.now();
-    try {
-      return await fn();
-    } finally {
-      timings[name] += (performance.now() - t) / 1000;
-    }
-  };
+  const { phase, timings } = phaseTimer(batchPhases, o);
 
   const templates = await phase('templates', () => contextTemplates(graph, hp));
   const weights = templateWeights(hp);
@@ -314,7 +296,7 @@ export async function batchEdit(native: GraftNative, graph: NativeGraphModel, o:
 async function captureFull(graph: NativeGraphModel, prompts: PreparedPrompt[], layer: number, overlays: GraphOverlay[]): Promise<[Float32Array, Float32Array[]]> {
   const run = await graph.run({ prompts: prompts.map((p) => p.tokens), overlays, captures: [{ layer, site: 'resid_in' }, { layer, site: 'resid_out' }] });
   const [inputs, outputs] = run.captures as [typeof run.captures[0], typeof run.captures[0]];
-  return [inputs.values, lookupRows(outputs.values, outputs.width, prompts)];
+  return [inputs.values, atLookups(outputs.values, outputs.width, prompts)];
 }
 
 function weightedKey(rows: Float32Array[], weights: number[]): Float64Array {

@@ -121,7 +121,7 @@ function norm(v: ArrayLike<number>): number {
 }
 
 /** Hook values at each prompt's lookup row, from a capture over all tokens. */
-function atLookups(values: Float32Array, width: number, prompts: PreparedPrompt[]): Float32Array[] {
+export function atLookups(values: Float32Array, width: number, prompts: PreparedPrompt[]): Float32Array[] {
   let offset = 0;
   return prompts.map((p) => {
     const row = values.subarray((offset + p.lookup) * width, (offset + p.lookup + 1) * width);

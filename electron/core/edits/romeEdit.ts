@@ -9,6 +9,7 @@ import { writeLoraAdapter } from '../export/loraAdapter.ts';
 import type { GraftNative } from '../native/binding.ts';
 import type { GraphOverlay, NativeGraphModel, StepReport } from '../native/graphTypes.ts';
 import { layerStatistics, type StatisticsUsed } from './covariance.ts';
+import { phaseTimer } from './phaseTimer.ts';
 import type { EditRequest } from './request.ts';
 import {
   contextTemplates, essencePrompt, keyAndValue, optimizeValue, rankOneUpdate, rewritingPrompts, type RomeHparams,
@@ -16,7 +17,8 @@ import {
 
 export type { StatisticsUsed } from './covariance.ts';
 
-export type RomePhase = 'templates' | 'statistics' | 'key' | 'value' | 'update' | 'adapter';
+const romePhases = ['templates', 'statistics', 'key', 'value', 'update', 'adapter'] as const;
+export type RomePhase = (typeof romePhases)[number];
 
 export interface RomeProgress {
   phase: RomePhase;
@@ -102,17 +104,7 @@ export async function romeEdit(native: GraftNative, graph: NativeGraphModel, o: 
   if (!Number.isInteger(hp.layer) || hp.layer < 0 || hp.layer >= info.nLayer) {
     throw new Error(`layer ${hp.layer} is out of range (the model has ${info.nLayer} layers, 0 to ${info.nLayer - 1})`);
   }
-  const timings = { templates: 0, statistics: 0, key: 0, value: 0, update: 0, adapter: 0 } as Record<RomePhase, number>;
-  const phase = async <T>(name: RomePhase, fn: () => Promise<T> | T): Promise<T> => {
-    if (o.signal?.aborted) throw new Error('the edit was cancelled');
-    o.onProgress?.({ phase: name });
-    const t = performance.now();
-    try {
-      return await fn();
-    } finally {
-      timings[name] += (performance.now() - t) / 1000;
-    }
-  };
+  const { phase, timings } = phaseTimer(romePhases, o);
 
   const templates = await phase('templates', () => contextTemplates(graph, hp));
   const prompts = rewritingPrompts(graph, request, templates);
