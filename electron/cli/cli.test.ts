@@ -422,7 +422,7 @@ describe('graft edit --requests', () => {
     assertOneLineError(graft(['edit', model, '--requests', file, ...common]), /ROME edits one fact at a time: add --sequential/);
     assertOneLineError(graft(['edit', model, '--method', 'memit', '--requests', file, '--batch-size', '2', ...common]), /need --sequential/);
     assertOneLineError(graft(['edit', model, '--method', 'memit', '--requests', path.join(dir, 'none.jsonl'), ...common]), /none\.jsonl/);
-    assertOneLineError(graft(['edit', model, '--method', 'memit', '--prompt', 'the {} said', '--subject', 'king', '--target', 'x', '--layer', '0', '--db', db]), /--layers A-B/);
+    assertOneLineError(graft(['edit', model, '--method', 'memit', '--prompt', 'the {} said', '--subject', 'king', '--target', 'x', '--layer', '0', '--db', db]), /memit edits a range of layers: give --layers/);
     assertOneLineError(graft(['edit', model, '--method', 'rank-one', '--requests', file, '--db', db]), /--method must be rome, memit, emmet or alphaedit/);
     assertOneLineError(graft(['edit', model, '--requests', file, '--prompt', 'x {}', '--db', db]), /not both/);
   });
