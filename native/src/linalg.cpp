@@ -46,6 +46,11 @@ DotFn pick_dot() { return cpu_has_avx2_fma() ? dot_avx2 : dot_generic; }
 
 }  // namespace
 
+double dot(const double * a, const double * b, int n) {
+    static const DotFn chosen = pick_dot();
+    return chosen(a, b, n);
+}
+
 Cholesky::Cholesky(const std::vector<double> & a, int n, double ridge) : n_(n), l_(static_cast<size_t>(n) * n, 0.0) {
     static const DotFn dot = pick_dot();
     if (n <= 0 || a.size() != static_cast<size_t>(n) * n) throw GraftError("Cholesky needs an n × n matrix");

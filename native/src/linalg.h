@@ -6,6 +6,9 @@
 
 namespace graft {
 
+// Σ a[k] b[k], with AVX2/FMA where the CPU has it.
+double dot(const double * a, const double * b, int n);
+
 class Cholesky {
 public:
     // Factors a (n × n, row-major, symmetric) + ridge·I as L·Lᵀ. Throws GraftError when the

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "cpu_features.h"
+#include "linalg.h"
 #include "errors.h"
 
 namespace graft {
@@ -323,19 +324,6 @@ void solve_shifted(const ShiftedLu & f, double * y, int L) {
         }
         y[k] = x;
     }
-}
-
-double dot(const double * a, const double * b, int n) {
-    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-    int k = 0;
-    for (; k + 4 <= n; k += 4) {
-        s0 += a[k] * b[k];
-        s1 += a[k + 1] * b[k + 1];
-        s2 += a[k + 2] * b[k + 2];
-        s3 += a[k + 3] * b[k + 3];
-    }
-    for (; k < n; ++k) s0 += a[k] * b[k];
-    return (s0 + s1) + (s2 + s3);
 }
 
 void axpy(double alpha, const double * x, double * y, int n) {
