@@ -11,6 +11,7 @@
 import { loadNative, type NullSpaceBasis } from '../electron/core/native/binding.ts';
 import { DEFAULT_NULL_SPACE_THRESHOLD } from '../electron/core/stats/nullSpace.ts';
 import { log, median, report, round, seconds, threads } from './support.ts';
+import { SeededRandom } from '../electron/core/util/seededRandom.ts';
 
 const native = await loadNative();
 const sizesArg = process.argv.indexOf('--sizes');
@@ -18,15 +19,10 @@ const sizes = sizesArg >= 0 ? process.argv[sizesArg + 1]!.split(',').map(Number)
 if (sizes.some((n) => !Number.isInteger(n) || n < 2)) throw new Error(`--sizes wants integers ≥ 2, got ${process.argv[sizesArg + 1]}`);
 const threshold = DEFAULT_NULL_SPACE_THRESHOLD;
 
+/** Uniform in [−0.5, 0.5). */
 function random(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296 - 0.5;
-  };
+  const r = new SeededRandom(seed);
+  return () => r.next() - 0.5;
 }
 
 // O(n² r): only the lower triangle is computed, then mirrored.

@@ -5,15 +5,11 @@ import { test } from 'node:test';
 
 import { add, column, frobenius, identity, matrix, multiply, multiplyTransposed, solve, symmetricEigen, transpose, type Matrix } from '../linalg/dense.ts';
 import { alphaEditAdjustedKeys, emmetAdjustedKeys, memitAdjustedKeys, type SpdSolve } from './batchSolvers.ts';
-
-function random(rows: number, cols: number, seed: number): Matrix {
-  let s = seed;
-  return matrix(rows, cols, Array.from({ length: rows * cols }, () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648) * 2 - 1));
-}
+import { randomMatrix } from '../testing/randomMatrix.ts';
 
 /** C = E[kkᵀ] of 200 keys with decaying scales: a few large directions, many small ones. */
 function moments(n: number, seed: number): Matrix {
-  const keys = random(200, n, seed);
+  const keys = randomMatrix(200, n, seed);
   for (let t = 0; t < 200; t++) for (let i = 0; i < n; i++) keys.data[t * n + i]! *= Math.exp(-i / 6);
   const c = multiplyTransposed(keys, keys);
   return matrix(n, n, c.data.map((x) => x / 200));
@@ -27,7 +23,7 @@ function relative(a: Matrix, b: Matrix): number {
 
 const n = 24, m = 5, nEmbd = 7;
 const c = moments(n, 11);
-const k = random(n, m, 12), r = random(nEmbd, m, 13);
+const k = randomMatrix(n, m, 12), r = randomMatrix(nEmbd, m, 13);
 
 test('MEMIT satisfies its normal equations ΔW(λC + KKᵀ) = R Kᵀ', () => {
   const lambda = 15;
@@ -74,13 +70,13 @@ test('AlphaEdit: the update vanishes on preserved keys and solves S A = P K', ()
   nullCols.forEach((src, j) => { for (let i = 0; i < n; i++) u.data[i * nullCols.length + j] = vectors.data[i * n + src]!; });
   const p = multiply(u, transpose(u));
   const projector = { apply: (x: Float64Array) => multiply(p, matrix(n, 1, x)).data };
-  const preserved = random(n, 3, 14), l2 = 10;
+  const preserved = randomMatrix(n, 3, 14), l2 = 10;
   const a = alphaEditAdjustedKeys(k, preserved, projector, l2);
   const both = multiply(k, transpose(k)), kp = multiply(preserved, transpose(preserved));
   const s = add(multiply(p, add(both, kp)), identity(n, l2));
   assert.ok(relative(multiply(s, a), multiply(p, k)) < 1e-9, 'S A = P K');
   const dw = multiply(r, transpose(a));
-  const rangeKeys = multiply(add(identity(n), p, -1), random(n, 6, 15));  // (I − P) k: what C spans
+  const rangeKeys = multiply(add(identity(n), p, -1), randomMatrix(n, 6, 15));  // (I − P) k: what C spans
   for (let j = 0; j < 6; j++) {
     const k0 = column(rangeKeys, j);
     const out = multiply(dw, matrix(n, 1, k0));

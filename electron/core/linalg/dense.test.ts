@@ -2,29 +2,25 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { add, frobenius, identity, matrix, multiply, multiplyTransposed, solve, symmetricEigen, symmetricPseudoInverse, transpose } from './dense.ts';
-
-function random(rows: number, cols: number, seed: number) {
-  let s = seed;
-  return matrix(rows, cols, Array.from({ length: rows * cols }, () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648) * 2 - 1));
-}
+import { randomMatrix } from '../testing/randomMatrix.ts';
 
 test('solve reproduces the right-hand side, pivoting past a zero leading entry', () => {
-  const a = random(7, 7, 3);
+  const a = randomMatrix(7, 7, 3);
   a.data[0] = 0;
-  const b = random(7, 3, 4);
+  const b = randomMatrix(7, 3, 4);
   const x = solve(a, b);
   assert.ok(frobenius(add(multiply(a, x), b, -1)) < 1e-12 * frobenius(b));
   assert.throws(() => solve(matrix(2, 2, [1, 2, 2, 4]), identity(2)), /singular/);
 });
 
 test('multiplyTransposed equals multiplying by the explicit transpose', () => {
-  const a = random(5, 3, 1), b = random(5, 4, 2);
+  const a = randomMatrix(5, 3, 1), b = randomMatrix(5, 4, 2);
   assert.ok(frobenius(add(multiplyTransposed(a, b), multiply(transpose(a), b), -1)) < 1e-14);
 });
 
 test('Jacobi eigen-decomposition: A V = V Λ, VᵀV = I, known spectrum recovered', () => {
   // A = Q diag(λ) Qᵀ with Q from the eigenvectors of an unrelated matrix
-  const g = random(6, 6, 9);
+  const g = randomMatrix(6, 6, 9);
   const q = symmetricEigen(multiplyTransposed(g, g)).vectors;
   const lambda = [-3, 0, 0, 1e-9, 2, 5];
   const d = matrix(6, 6);
@@ -38,7 +34,7 @@ test('Jacobi eigen-decomposition: A V = V Λ, VᵀV = I, known spectrum recovere
 });
 
 test('pseudo-inverse of a singular Gram matrix satisfies the Penrose conditions', () => {
-  const k = random(4, 6, 5);
+  const k = randomMatrix(4, 6, 5);
   k.data.copyWithin(0, 6, 12);  // duplicate a row: the Gram matrix K Kᵀ is singular
   const gram = multiply(k, transpose(k));
   const { inverse, rank } = symmetricPseudoInverse(gram);

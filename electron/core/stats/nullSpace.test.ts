@@ -7,18 +7,13 @@ import { matrix, symmetricEigen } from '../linalg/dense.ts';
 import { loadNative, type GraftNative, type NullSpaceBasis } from '../native/binding.ts';
 import { tempDir } from '../testing/fixtures.ts';
 import { NullSpaceProjector, nullSpaceCacheFile, nullSpaceProjector } from './nullSpace.ts';
+import { SeededRandom } from '../util/seededRandom.ts';
 
 const THRESHOLD = 2e-2;
 
 function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const r = new SeededRandom(seed);
+  return () => r.next();
 }
 
 function gaussian(random: () => number): () => number {
