@@ -129,14 +129,8 @@ export interface RequestResult {
 }
 
 /** Means over the requests; the published tables' columns. */
-export interface ResultSummary {
+export interface ResultSummary extends Omit<RequestScores, 'pNew' | 'pTrue'> {
   requests: number;
-  efficacy: number | null;
-  paraphrase: number | null;
-  neighbourhood: number | null;
-  efficacyAccuracy: number | null;
-  paraphraseAccuracy: number | null;
-  neighbourhoodAccuracy: number | null;
 }
 
 export interface BatchEditResult {
