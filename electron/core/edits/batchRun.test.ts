@@ -150,6 +150,14 @@ describe('batch runs', () => {
       const [measured] = normGrowth(native, model, layerFactors(enabledStack(db, ws)));
       assert.ok(Math.abs(measured!.growth - 1.01) < 1e-4, `recorded stack grows ${measured!.growth}`);
       assert.ok(fs.existsSync(edit.adapterPath!) && /capped/.test(edit.adapterPath!));
+      // a stack already over a tighter cap refuses the next batch, says what to do, and keeps what was saved
+      const adapters = fs.readdirSync(path.dirname(edit.adapterPath!)).sort();
+      await assert.rejects(
+        runBatchFile(native, db, graph, { modelPath: model, workspace: ws, method: 'memit', requestsPath: requestsFile(dir, 2), sequential: false, hparams, statisticsTokens: 512, statisticsDir: dir, probes: null, normCap: 1.005 }),
+        /already grows the norm by 1\.01.*disable or merge edits first, or raise the cap/);
+      assert.deepEqual(fs.readdirSync(path.dirname(edit.adapterPath!)).sort(), adapters, 'the refused update leaves no adapter');
+      assert.equal(getEdit(db, run.batches[0]!.editId).status, 'done');
+      assert.equal(listEdits(db, ws.id).at(-1)!.status, 'failed');
     } finally {
       graph.dispose();
       db.close();

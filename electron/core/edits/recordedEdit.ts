@@ -18,6 +18,7 @@ import { recordEditKeys, preservedKeys } from '../store/editKeys.ts';
 import { beginEdit, enabledOverlays, failEdit, finishEdit, recordStatistics, type WorkspaceRecord } from '../store/repository.ts';
 import { alphaEditProjectors } from './alphaEditProjector.ts';
 import { batchEdit, type BatchEditResult, type BatchHparams, type BatchMethod, type BatchProgress } from './batchEdit.ts';
+import { defaultStatisticsDir } from './covariance.ts';
 import { editMetrics, type EditMetrics } from './metrics.ts';
 import { normGuard, type NormGuardLayer } from './normGuard.ts';
 import type { EditRequest } from './request.ts';
@@ -139,7 +140,7 @@ export async function recordedEdit(native: GraftNative, db: Database.Database, g
       batch = await batchEdit(native, graph, {
         ...common, requests: edit.requests, hparams: edit.hparams,
         preservedKeys: (layer) => preservedKeys(db, o.workspace.id, layer),
-        projector: alphaEditProjectors(native, { cacheDir: path.join(o.statisticsDir ?? path.dirname(db.name), 'null-spaces'), ...(o.signal ? { signal: o.signal } : {}) }),
+        projector: alphaEditProjectors(native, { cacheDir: path.join(o.statisticsDir ?? defaultStatisticsDir(), 'null-spaces'), ...(o.signal ? { signal: o.signal } : {}) }),
       });
       ({ factors, keys, adapter, templates, timings } = batch);
       // the largest layer's ‖ΔW‖/‖W‖ is what the collapse verdict weighs
@@ -149,9 +150,12 @@ export async function recordedEdit(native: GraftNative, db: Database.Database, g
     if (o.signal?.aborted) throw new Error('the edit was cancelled');
 
     const guard = normGuard(native, o.modelPath, layerFactorsOf(stack), layerFactorsOf(factors), o.normCap ?? Number.POSITIVE_INFINITY);
+    if (guard.some((g) => g.scale === 0)) {
+      fs.rmSync(adapter, { force: true });  // the update is refused: no adapter of it may stay behind
+      throw new Error(guard.map((g) => g.note).filter(Boolean).join('; '));
+    }
     if (guard.some((g) => g.scale < 1)) {
       factors = scaled(factors, guard);
-      if (guard.some((g) => g.scale === 0)) throw new Error(guard.map((g) => g.note).filter(Boolean).join('; '));
       // the adapter beside the history must hold what is recorded: the scaled update replaces it
       const capped = adapter.replace(/\.gguf$/, `-capped${o.normCap}.gguf`);
       writeOverlayAdapter(native, capped, graph.info.arch, factors, `graft ${edit.method} edit, norm-capped at ${o.normCap}`);
