@@ -12,6 +12,7 @@ void register_gguf(Napi::Env env, Napi::Object exports);
 void register_session(Napi::Env env, Napi::Object exports);
 void register_graph(Napi::Env env, Napi::Object exports);
 void register_linalg(Napi::Env env, Napi::Object exports);
+void register_train(Napi::Env env, Napi::Object exports);
 
 namespace {
 
@@ -42,6 +43,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     register_session(env, exports);
     register_graph(env, exports);
     register_linalg(env, exports);
+    register_train(env, exports);
     return exports;
 }
 

@@ -77,4 +77,17 @@ private:
     std::unique_ptr<Result> result_;
 };
 
+// Bad requests reject the returned promise (like failures during the computation) rather
+// than throwing synchronously, so callers handle every error in one place.
+template <typename F>
+Napi::Value rejecting(Napi::Env env, F && fn) {
+    try {
+        return fn();
+    } catch (const std::exception & e) {
+        auto deferred = Napi::Promise::Deferred::New(env);
+        deferred.Reject(Napi::Error::New(env, e.what()).Value());
+        return deferred.Promise();
+    }
+}
+
 }  // namespace graft

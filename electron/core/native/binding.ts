@@ -251,7 +251,47 @@ export interface NullSpaceBasis {
   vectors: Float64Array;
 }
 
+/** A llama-architecture model trained from scratch (native/src/train_graph.h). */
+export interface TrainShape {
+  nLayer: number;
+  nEmbd: number;
+  nFf: number;
+  nHead: number;
+  /** Must equal nHead. */
+  nHeadKv: number;
+  nVocab: number;
+  /** Tokens per row fed in; a batch holds `batch` rows of seqLen + 1 ids (the last only a target). */
+  seqLen: number;
+  batch: number;
+  rmsEps?: number;
+  ropeFreqBase?: number;
+  threads?: number;
+}
+
+export interface AdamWSettings {
+  lr: number;
+  beta1?: number;
+  beta2?: number;
+  eps?: number;
+  /** Decoupled, on matrices only. */
+  weightDecay?: number;
+  /** Global gradient-norm clip; 0 = none. */
+  gradClip?: number;
+}
+
+export interface NativeTrainer {
+  /** Forward, backward and one AdamW update; the loss and gradient norm are from before it. */
+  step(rows: Int32Array, adamw: AdamWSettings): Promise<{ loss: number; gradNorm: number }>;
+  /** Mean next-token NLL of a batch, no update. */
+  loss(rows: Int32Array): Promise<number>;
+  /** Copies of the current weights by GGUF tensor name. */
+  weights(): Record<string, Float32Array>;
+  dispose(): void;
+}
+
 export interface GraftNative {
+  /** Weights by GGUF tensor name in ggml (ne) order, F32; every tensor of the shape must be given. */
+  createTrainer(shape: TrainShape, weights: Record<string, Float32Array>): NativeTrainer;
   openLlamaSession(path: string, options?: SessionOptions): Promise<NativeLlamaSession>;
   openGraphModel(path: string, options?: GraphModelOptions): Promise<NativeGraphModel>;
   /** Cholesky factor of a symmetric positive-definite n × n matrix (row-major) + ridge·I, in double. */
