@@ -21,6 +21,11 @@ export interface TestModelSpec {
   seed: number;
   contextLength?: number;
   name?: string;
+  /**
+   * The tokenizer.ggml.* entries to write instead of the generated SentencePiece vocabulary,
+   * for a model whose tokenizer matters (its token list must hold `vocab` tokens).
+   */
+  vocabularyKv?: KvEntry[];
 }
 
 export interface TestModelResult {
@@ -48,6 +53,13 @@ export function validateSpec(spec: TestModelSpec): void {
   if (spec.heads % spec.kvHeads !== 0) throw new Error(`--heads (${spec.heads}) must be a multiple of --kv-heads (${spec.kvHeads})`);
   if ((spec.embd / spec.heads) % 2 !== 0) throw new Error('the head size (--embd / --heads) must be even for rotary embeddings');
   if (!Number.isInteger(spec.seed) || spec.seed < 0) throw new Error('--seed must be a non-negative integer');
+  if (spec.vocabularyKv) {
+    // The embedding and output matrices get spec.vocab rows; llama.cpp refuses a token list of another length.
+    const tokens = spec.vocabularyKv.find((e) => e.key === 'tokenizer.ggml.tokens')?.value;
+    if (!Array.isArray(tokens) || tokens.length !== spec.vocab) {
+      throw new Error(`the vocabulary entries must hold ${spec.vocab} tokens, got ${Array.isArray(tokens) ? tokens.length : 'none'}`);
+    }
+  }
 }
 
 function storageType(requested: TestModelType, rowLength: number, blockSizes: Record<string, number>): string {
@@ -57,10 +69,24 @@ function storageType(requested: TestModelType, rowLength: number, blockSizes: Re
   return 'f32';
 }
 
+function spmVocabularyKv(size: number): KvEntry[] {
+  const vocab = buildSpmVocabulary(size);
+  return [
+    { key: 'tokenizer.ggml.model', type: 'str', value: 'llama' },
+    { key: 'tokenizer.ggml.tokens', type: 'arr', itemType: 'str', value: vocab.tokens },
+    { key: 'tokenizer.ggml.scores', type: 'arr', itemType: 'f32', value: vocab.scores },
+    { key: 'tokenizer.ggml.token_type', type: 'arr', itemType: 'i32', value: vocab.types },
+    { key: 'tokenizer.ggml.bos_token_id', type: 'u32', value: vocab.bos },
+    { key: 'tokenizer.ggml.eos_token_id', type: 'u32', value: vocab.eos },
+    { key: 'tokenizer.ggml.unknown_token_id', type: 'u32', value: vocab.unk },
+    { key: 'tokenizer.ggml.add_bos_token', type: 'bool', value: true },
+    { key: 'tokenizer.ggml.add_eos_token', type: 'bool', value: false },
+  ];
+}
+
 function metadata(spec: TestModelSpec): KvEntry[] {
   const a = spec.arch;
   const headDim = spec.embd / spec.heads;
-  const vocab = buildSpmVocabulary(spec.vocab);
   const qwen = a !== 'llama';
   const kv: KvEntry[] = [
     { key: 'general.architecture', type: 'str', value: a },
@@ -78,16 +104,8 @@ function metadata(spec: TestModelSpec): KvEntry[] {
     { key: `${a}.rope.freq_base`, type: 'f32', value: qwen ? 1000000 : 10000 },
     { key: `${a}.rope.dimension_count`, type: 'u32', value: headDim },
     { key: `${a}.vocab_size`, type: 'u32', value: spec.vocab },
-    { key: 'tokenizer.ggml.model', type: 'str', value: 'llama' },
-    { key: 'tokenizer.ggml.tokens', type: 'arr', itemType: 'str', value: vocab.tokens },
-    { key: 'tokenizer.ggml.scores', type: 'arr', itemType: 'f32', value: vocab.scores },
-    { key: 'tokenizer.ggml.token_type', type: 'arr', itemType: 'i32', value: vocab.types },
-    { key: 'tokenizer.ggml.bos_token_id', type: 'u32', value: vocab.bos },
-    { key: 'tokenizer.ggml.eos_token_id', type: 'u32', value: vocab.eos },
-    { key: 'tokenizer.ggml.unknown_token_id', type: 'u32', value: vocab.unk },
-    { key: 'tokenizer.ggml.add_bos_token', type: 'bool', value: true },
-    { key: 'tokenizer.ggml.add_eos_token', type: 'bool', value: false },
   ];
+  kv.push(...(spec.vocabularyKv ?? spmVocabularyKv(spec.vocab)));
   if (a === 'qwen3') {
     kv.push({ key: `${a}.attention.key_length`, type: 'u32', value: headDim });
     kv.push({ key: `${a}.attention.value_length`, type: 'u32', value: headDim });
