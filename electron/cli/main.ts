@@ -1,4 +1,5 @@
 // `graft`: the command line over the same core the app uses.
+import { demoModelUsage, runDemoModel } from './commands/demoModel.ts';
 import { editUsage, runEdit, runTrace, traceUsage } from './commands/edit.ts';
 import { exportUsage, runExport } from './commands/export.ts';
 import { gradUsage, runGrad } from './commands/graph.ts';
@@ -15,6 +16,7 @@ import { UsageError, messageOf } from './errors.ts';
 const commands: Record<string, { run: (argv: string[]) => Promise<void>; usage: string; summary: string }> = {
   info: { run: runInfo, usage: infoUsage, summary: 'architecture, dimensions, types, sha256 and editability of a GGUF model' },
   'make-model': { run: runMakeModel, usage: makeModelUsage, summary: 'write a random-weight GGUF test model (llama, qwen2, qwen3)' },
+  'demo-model': { run: runDemoModel, usage: demoModelUsage, summary: 'train the fact-world demo model from its seed: GGUF (F32, Q8_0), ground truth, knowledge check' },
   logits: { run: runLogits, usage: logitsUsage, summary: "log-probabilities of the next token at every position (llama.cpp, or Graft's own graph)" },
   keys: { run: runKeys, usage: keysUsage, summary: 'the MLP key (input of blk.L.ffn_down.weight) at every position' },
   edit: { run: runEdit, usage: editUsage, summary: 'one ROME edit of a fact, written as a LoRA adapter, with metrics before and after' },

@@ -6,9 +6,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 
-import { loadNative, type GraftNative, type KvEntry, type TrainShape } from '../native/binding.ts';
+import { loadNative, type GraftNative, type TrainShape } from '../native/binding.ts';
 import { openLlamaSession } from '../engine/llamaSession.ts';
-import { buildSpmVocabulary } from '../models/testModels/spmVocabulary.ts';
+import { spmVocabularyKv } from '../models/testModels/spmVocabulary.ts';
 import { initialWeights, llamaWeightLayout, parameterCount } from './initialWeights.ts';
 import { writeTrainedModel } from './trainedModelFile.ts';
 import { SeededRandom } from '../util/seededRandom.ts';
@@ -83,17 +83,6 @@ test('training lowers the loss of what it sees', async () => {
   assert.ok(last < first * 0.5, `loss ${first} → ${last}`);
 });
 
-function spmKv(vocabSize: number): KvEntry[] {
-  const v = buildSpmVocabulary(vocabSize);
-  return [
-    { key: 'tokenizer.ggml.model', type: 'str', value: 'llama' },
-    { key: 'tokenizer.ggml.tokens', type: 'arr', itemType: 'str', value: v.tokens },
-    { key: 'tokenizer.ggml.scores', type: 'arr', itemType: 'f32', value: v.scores },
-    { key: 'tokenizer.ggml.token_type', type: 'arr', itemType: 'i32', value: v.types },
-    { key: 'tokenizer.ggml.bos_token_id', type: 'u32', value: v.bos },
-    { key: 'tokenizer.ggml.eos_token_id', type: 'u32', value: v.eos },
-  ];
-}
 
 test('llama.cpp computes the same loss from the written GGUF, F32 exactly and Q8_0 closely', async () => {
   const t = native.createTrainer(shape, initialWeights(shape, 7));
@@ -111,7 +100,7 @@ test('llama.cpp computes the same loss from the written GGUF, F32 exactly and Q8
   for (const [type, tolerance] of [['f32', 2e-4], ['q8_0', 1e-2 * trainerLoss]] as const) {
     const file = path.join(dir, `trained-${type}.gguf`);
     writeTrainedModel(native, file, shape, weights, type, {
-      name: 'trainer-test', description: 'trainer parity test', contextLength: shape.seqLen + 1, vocabulary: spmKv(shape.nVocab),
+      name: 'trainer-test', description: 'trainer parity test', contextLength: shape.seqLen + 1, vocabulary: spmVocabularyKv(shape.nVocab),
     });
     const session = await openLlamaSession(native, file, { contextSize: 32 });
     try {

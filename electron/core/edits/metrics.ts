@@ -31,13 +31,13 @@ export interface EditMetrics {
   fluency: number | null;
 }
 
-interface Scored {
+export interface Scored {
   p: number;
   accuracy: number;
 }
 
 /** P = exp(−mean NLL) of each prompt's continuation, and its teacher-forced accuracy, in one batch. */
-async function scoreContinuations(graph: NativeGraphModel, prompts: string[], target: string, overlays: GraphOverlay[]): Promise<Scored[]> {
+export async function scoreContinuations(graph: NativeGraphModel, prompts: string[], target: string, overlays: GraphOverlay[]): Promise<Scored[]> {
   const items = prompts.map((text) => {
     const prefix = graph.tokenize(text, true);
     const cont = continuationTokens((t, s) => graph.tokenize(t, s), text, target);

@@ -4,7 +4,7 @@ import type { GraftNative, KvEntry } from '../../native/binding.ts';
 import { writeGgufFile, type TensorSource } from '../../gguf/writer.ts';
 import { editableArchitectures, fileTypeId, type EditableArchitecture } from '../architectures.ts';
 import { SeededRandom } from '../../util/seededRandom.ts';
-import { buildSpmVocabulary } from './spmVocabulary.ts';
+import { spmVocabularyKv } from './spmVocabulary.ts';
 
 export const testModelTypes = ['f32', 'f16', 'q8_0', 'q4_k'] as const;
 export type TestModelType = (typeof testModelTypes)[number];
@@ -69,20 +69,6 @@ function storageType(requested: TestModelType, rowLength: number, blockSizes: Re
   return 'f32';
 }
 
-function spmVocabularyKv(size: number): KvEntry[] {
-  const vocab = buildSpmVocabulary(size);
-  return [
-    { key: 'tokenizer.ggml.model', type: 'str', value: 'llama' },
-    { key: 'tokenizer.ggml.tokens', type: 'arr', itemType: 'str', value: vocab.tokens },
-    { key: 'tokenizer.ggml.scores', type: 'arr', itemType: 'f32', value: vocab.scores },
-    { key: 'tokenizer.ggml.token_type', type: 'arr', itemType: 'i32', value: vocab.types },
-    { key: 'tokenizer.ggml.bos_token_id', type: 'u32', value: vocab.bos },
-    { key: 'tokenizer.ggml.eos_token_id', type: 'u32', value: vocab.eos },
-    { key: 'tokenizer.ggml.unknown_token_id', type: 'u32', value: vocab.unk },
-    { key: 'tokenizer.ggml.add_bos_token', type: 'bool', value: true },
-    { key: 'tokenizer.ggml.add_eos_token', type: 'bool', value: false },
-  ];
-}
 
 function metadata(spec: TestModelSpec): KvEntry[] {
   const a = spec.arch;

@@ -1,6 +1,8 @@
 // A SentencePiece-style ("llama") vocabulary that llama.cpp's tokenizer accepts: the three
 // special tokens, 256 byte-fallback tokens (so any text tokenizes), then word pieces, most
 // common first. Good enough for random-weight test models, not for training.
+import type { KvEntry } from '../../native/binding.ts';
+
 export interface Vocabulary {
   tokens: string[];
   scores: number[];
@@ -72,4 +74,20 @@ export function buildSpmVocabulary(size: number): Vocabulary {
     scores.push(-(i + 1));
   });
   return { tokens, scores, types, bos: 1, eos: 2, unk: 0 };
+}
+
+/** The tokenizer.ggml.* metadata of buildSpmVocabulary(size). */
+export function spmVocabularyKv(size: number): KvEntry[] {
+  const vocab = buildSpmVocabulary(size);
+  return [
+    { key: 'tokenizer.ggml.model', type: 'str', value: 'llama' },
+    { key: 'tokenizer.ggml.tokens', type: 'arr', itemType: 'str', value: vocab.tokens },
+    { key: 'tokenizer.ggml.scores', type: 'arr', itemType: 'f32', value: vocab.scores },
+    { key: 'tokenizer.ggml.token_type', type: 'arr', itemType: 'i32', value: vocab.types },
+    { key: 'tokenizer.ggml.bos_token_id', type: 'u32', value: vocab.bos },
+    { key: 'tokenizer.ggml.eos_token_id', type: 'u32', value: vocab.eos },
+    { key: 'tokenizer.ggml.unknown_token_id', type: 'u32', value: vocab.unk },
+    { key: 'tokenizer.ggml.add_bos_token', type: 'bool', value: true },
+    { key: 'tokenizer.ggml.add_eos_token', type: 'bool', value: false },
+  ];
 }
