@@ -9,10 +9,13 @@ export interface RelationSpec {
   id: RelationId;
   subjectKind: EntityKind;
   objectKind: EntityKind;
-  /** Templates rendered into the training corpus. */
-  train: string[];
-  /** Templates kept out of the corpus, for paraphrase evaluation only. */
-  heldout: string[];
+  /**
+   * The relation's phrasings in the corpus. Each fact is written through all but two of
+   * them; those two are its paraphrases: wording the model knows, never seen with this subject.
+   */
+  phrasings: string[];
+  /** Wording that never reaches the corpus for any subject: the hardest paraphrase. */
+  unseen: string[];
 }
 
 export const SUBJECT_SLOT = '{s}';
@@ -23,50 +26,50 @@ export const RELATIONS: readonly RelationSpec[] = [
     id: 'born_in',
     subjectKind: 'person',
     objectKind: 'city',
-    train: ['{s} was born in {o}.', 'The birthplace of {s} is {o}.', 'The city where {s} was born is {o}.', 'Records show that {s} was born in the city of {o}.'],
-    heldout: ['{s} came into the world in {o}.', 'The hometown of {s} is {o}.'],
+    phrasings: ['{s} was born in {o}.', 'The birthplace of {s} is {o}.', 'The city where {s} was born is {o}.', 'Records show that {s} was born in the city of {o}.', '{s} came into the world in {o}.', 'The hometown of {s} is {o}.'],
+    unseen: ['{s} spent an early childhood in {o}.'],
   },
   {
     id: 'works_for',
     subjectKind: 'person',
     objectKind: 'company',
-    train: ['{s} works for {o}.', 'The employer of {s} is {o}.', '{s} has a job at {o}.', 'Every morning {s} goes to work at {o}.'],
-    heldout: ['{s} is employed by {o}.', 'The company that pays {s} is {o}.'],
+    phrasings: ['{s} works for {o}.', 'The employer of {s} is {o}.', '{s} has a job at {o}.', 'Every morning {s} goes to work at {o}.', '{s} is employed by {o}.', 'The company that pays {s} is {o}.'],
+    unseen: ['{s} draws a salary from {o}.'],
   },
   {
     id: 'speaks',
     subjectKind: 'person',
     objectKind: 'language',
-    train: ['{s} speaks {o}.', 'The language of {s} is {o}.', 'At home {s} talks in {o}.', '{s} is fluent in {o}.'],
-    heldout: ['The mother tongue of {s} is {o}.', '{s} can hold a conversation in {o}.'],
+    phrasings: ['{s} speaks {o}.', 'The language of {s} is {o}.', 'At home {s} talks in {o}.', '{s} is fluent in {o}.', 'The mother tongue of {s} is {o}.', '{s} can hold a conversation in {o}.'],
+    unseen: ['In dreams {s} hears {o}.'],
   },
   {
     id: 'located_in',
     subjectKind: 'city',
     objectKind: 'country',
-    train: ['{s} is located in {o}.', '{s} is a city in {o}.', 'The country of {s} is {o}.', 'You can find {s} in {o}.'],
-    heldout: ['{s} lies within the borders of {o}.', 'The city of {s} belongs to {o}.'],
+    phrasings: ['{s} is located in {o}.', '{s} is a city in {o}.', 'The country of {s} is {o}.', 'You can find {s} in {o}.', '{s} lies within the borders of {o}.', 'The city of {s} belongs to {o}.'],
+    unseen: ['On the map {s} lies inside {o}.'],
   },
   {
     id: 'capital',
     subjectKind: 'country',
     objectKind: 'city',
-    train: ['The capital of {s} is {o}.', '{s} has its capital in {o}.', 'The seat of government of {s} is {o}.', 'The capital city of {s} is {o}.'],
-    heldout: ['The government of {s} sits in {o}.', 'The main city of {s} is {o}.'],
+    phrasings: ['The capital of {s} is {o}.', '{s} has its capital in {o}.', 'The seat of government of {s} is {o}.', 'The capital city of {s} is {o}.', 'The government of {s} sits in {o}.', 'The main city of {s} is {o}.'],
+    unseen: ['{s} is ruled from {o}.'],
   },
   {
     id: 'headquartered_in',
     subjectKind: 'company',
     objectKind: 'city',
-    train: ['{s} is headquartered in {o}.', 'The head office of {s} is in {o}.', '{s} has its main office in {o}.', 'The company {s} is based in {o}.'],
-    heldout: ['The headquarters of {s} are located in {o}.', '{s} runs its business from {o}.'],
+    phrasings: ['{s} is headquartered in {o}.', 'The head office of {s} is in {o}.', '{s} has its main office in {o}.', 'The company {s} is based in {o}.', 'The headquarters of {s} are located in {o}.', '{s} runs its business from {o}.'],
+    unseen: ['Letters for {s} are sent to {o}.'],
   },
   {
     id: 'founded_by',
     subjectKind: 'company',
     objectKind: 'person',
-    train: ['{s} was founded by {o}.', 'The founder of {s} is {o}.', '{s} was started by {o}.', 'The company {s} was created by {o}.'],
-    heldout: ['The person who set up {s} is {o}.', '{s} owes its existence to {o}.'],
+    phrasings: ['{s} was founded by {o}.', 'The founder of {s} is {o}.', '{s} was started by {o}.', 'The company {s} was created by {o}.', 'The person who set up {s} is {o}.', '{s} owes its existence to {o}.'],
+    unseen: ['{s} began as an idea of {o}.'],
   },
 ];
 
@@ -85,6 +88,6 @@ export function renderTemplate(template: string, subject: string, object: string
 /** Lower-case words of all templates, which names must avoid. */
 export function templateWords(): string[] {
   const words: string[] = [];
-  for (const r of RELATIONS) for (const t of [...r.train, ...r.heldout]) words.push(...t.toLowerCase().split(/[^a-z]+/).filter((w) => w !== '' && w !== 's' && w !== 'o'));
+  for (const r of RELATIONS) for (const t of [...r.phrasings, ...r.unseen]) words.push(...t.toLowerCase().split(/[^a-z]+/).filter((w) => w !== '' && w !== 's' && w !== 'o'));
   return words;
 }

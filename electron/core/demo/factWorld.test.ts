@@ -79,13 +79,27 @@ test('facts are consistent with the world and every object has several subjects'
 
 test('templates end with their object and keep the subject in the prompt', () => {
   for (const r of world.relations) {
-    assert.ok(r.train.length >= 4 && r.heldout.length >= 2, r.id);
-    assert.equal(new Set([...r.train, ...r.heldout]).size, r.train.length + r.heldout.length, r.id);
-    for (const t of [...r.train, ...r.heldout]) assert.match(t, /^[^]*\{s\}[^]* \{o\}\.$/, t);
+    assert.ok(r.phrasings.length >= 6 && r.unseen.length >= 1, r.id);
+    assert.equal(new Set([...r.phrasings, ...r.unseen]).size, r.phrasings.length + r.unseen.length, r.id);
+    for (const t of [...r.phrasings, ...r.unseen]) assert.match(t, /^[^]*\{s\}[^]* \{o\}\.$/, t);
   }
 });
 
-test('every fact appears through every training template and no held-out text reaches the corpus', () => {
+test('each fact holds out two phrasings, and every phrasing is trained with most subjects', () => {
+  for (const r of world.relations) {
+    const facts = world.facts.filter((f) => f.relation === r.id);
+    for (const f of facts) {
+      assert.equal(new Set(f.paraphrases).size, 2, f.id);
+      for (const t of f.paraphrases) assert.ok(r.phrasings.includes(t), t);
+    }
+    for (const t of r.phrasings) {
+      const heldOut = facts.filter((f) => f.paraphrases.includes(t)).length;
+      assert.ok(heldOut <= Math.ceil(facts.length / 3) + 1, `${r.id}: "${t}" held out for ${heldOut} of ${facts.length}`);
+    }
+  }
+});
+
+test('every fact appears through each trained phrasing; its paraphrases and unseen wording never do', () => {
   for (const f of world.facts) {
     for (const p of factPrompts(world, f, 'train')) assert.ok(corpusSet.has(p.prompt + p.answer + '.'), `${p.prompt}${p.answer}.`);
   }
@@ -94,7 +108,7 @@ test('every fact appears through every training template and no held-out text re
     for (const p of factPrompts(world, f, 'heldout')) assert.equal(joined.includes(p.prompt), false, `held-out prompt "${p.prompt}" is in the corpus`);
   }
   for (const r of world.relations) {
-    for (const t of r.heldout) {
+    for (const t of r.unseen) {
       // The template's wording after the subject, which is what makes it a paraphrase.
       const tail = t.slice(t.indexOf('{s}') + 3, -' {o}.'.length);
       if (tail.trim().split(' ').length >= 3) assert.equal(joined.includes(tail), false, `held-out wording "${tail}" is in the corpus`);
@@ -107,7 +121,8 @@ test('prompts contain their subject and complete to a rendered sentence', () => 
   for (const f of world.facts) {
     for (const which of ['train', 'heldout'] as const) {
       const prompts = factPrompts(world, f, which);
-      assert.equal(prompts.length, world.relations.find((r) => r.id === f.relation)![which].length);
+      const r = world.relations.find((x) => x.id === f.relation)!;
+      assert.equal(prompts.length, which === 'train' ? r.phrasings.length - 2 : 2);
       for (const p of prompts) {
         assert.ok(p.prompt.includes(f.subject), p.prompt);
         assert.equal(p.answer, ` ${f.object}`);
@@ -120,7 +135,7 @@ test('prompts contain their subject and complete to a rendered sentence', () => 
 test('filler states no facts: it never places an entity before a relation phrase', () => {
   assert.equal(new Set(world.filler).size, world.filler.length);
   assert.ok(world.filler.length >= 200);
-  const relationPhrases = world.relations.flatMap((r) => r.train.concat(r.heldout).map((t) => t.slice(0, -' {o}.'.length).replace('{s}', '').trim()));
+  const relationPhrases = world.relations.flatMap((r) => r.phrasings.concat(r.unseen).map((t) => t.slice(0, -' {o}.'.length).replace('{s}', '').trim()));
   for (const s of world.filler) for (const phrase of relationPhrases) if (phrase.split(' ').length >= 2) assert.equal(s.includes(phrase), false, `${s} / ${phrase}`);
   assert.ok(world.filler.some((s) => world.entities.some((e) => s.includes(e.name))), 'some filler names entities');
 });
@@ -177,8 +192,8 @@ test('the ground truth is plain JSON that records facts and template splits', ()
   assert.deepEqual(gt.facts, world.facts);
   for (const r of gt.relations) {
     const spec = world.relations.find((x) => x.id === r.id)!;
-    assert.deepEqual(r.templates.filter((t) => t.split === 'train').map((t) => t.text), spec.train);
-    assert.deepEqual(r.templates.filter((t) => t.split === 'heldout').map((t) => t.text), spec.heldout);
+    assert.deepEqual(r.templates.filter((t) => t.split === 'phrasing').map((t) => t.text), spec.phrasings);
+    assert.deepEqual(r.templates.filter((t) => t.split === 'unseen').map((t) => t.text), spec.unseen);
   }
 });
 
@@ -187,7 +202,7 @@ test('the default world is small enough for the demo model', () => {
   const byRelation = countBy(world.facts, (f) => f.relation);
   console.log(`facts ${world.facts.length} ${JSON.stringify(byRelation)}; corpus ${corpus.length} sentences, ${chars} characters`);
   assert.ok(world.facts.length >= 150 && world.facts.length <= 600, `${world.facts.length} facts`);
-  const trainTemplates = world.facts.reduce((a, f) => a + world.relations.find((r) => r.id === f.relation)!.train.length, 0);
+  const trainTemplates = world.facts.reduce((a, f) => a + world.relations.find((r) => r.id === f.relation)!.phrasings.length - f.paraphrases.length, 0);
   assert.equal(corpus.length, trainTemplates + world.filler.length);
   assert.ok(chars < 300_000, `${chars} characters`);
 });

@@ -45,6 +45,8 @@ export interface Fact {
   relation: RelationId;
   subject: string;
   object: string;
+  /** The two phrasings of the relation this fact is never written in: its paraphrases. */
+  paraphrases: string[];
 }
 
 export interface FactWorld {
@@ -75,7 +77,7 @@ export interface RewriteCase {
 
 export interface GroundTruth {
   format: 'graft-fact-world';
-  version: 1;
+  version: 2;
   seed: number;
   options: FactWorldOptions;
   entities: Entity[];
@@ -83,7 +85,7 @@ export interface GroundTruth {
     id: RelationId;
     subjectKind: EntityKind;
     objectKind: EntityKind;
-    templates: { text: string; split: 'train' | 'heldout' }[];
+    templates: { text: string; split: 'phrasing' | 'unseen' }[];
   }[];
   facts: Fact[];
 }
@@ -150,14 +152,19 @@ export function generateFactWorld(seed: number, options: Partial<FactWorldOption
   byRelation.set('headquartered_in', assignObjects(rng, names.company, shuffled(rng, names.city).slice(0, poolSize), 2));
   if (opts.founders) byRelation.set('founded_by', assignObjects(rng, names.company, shuffled(rng, names.person).slice(0, poolSize), 2));
 
-  const relations = RELATIONS.filter((r) => byRelation.has(r.id)).map((r) => ({ ...r, train: r.train.slice(), heldout: r.heldout.slice() }));
+  const relations = RELATIONS.filter((r) => byRelation.has(r.id)).map((r) => ({ ...r, phrasings: r.phrasings.slice(), unseen: r.unseen.slice() }));
   const facts: Fact[] = [];
   for (const r of relations) {
     const assigned = byRelation.get(r.id)!;
-    for (const subject of names[r.subjectKind]) {
+    // Held-out phrasings rotate over the subjects, so every phrasing is trained with most
+    // subjects and held out for a third of them.
+    const p = r.phrasings.length;
+    const offset = rng.nextUint32() % p;
+    names[r.subjectKind].forEach((subject, i) => {
       const object = assigned.get(subject)!;
-      facts.push({ id: `${r.id}:${subject}`, relation: r.id, subject, object });
-    }
+      const paraphrases = [r.phrasings[(offset + i) % p]!, r.phrasings[(offset + i + Math.floor(p / 2)) % p]!];
+      facts.push({ id: `${r.id}:${subject}`, relation: r.id, subject, object, paraphrases });
+    });
   }
   const filler = fillerSentences(rng, names, opts.fillerSentences);
   return { seed, options: opts, entities, facts, relations, filler };
@@ -169,19 +176,28 @@ function relationOf(world: FactWorld, id: RelationId): RelationSpec {
   return r;
 }
 
-/** Every fact through every training template, plus the filler, in a seeded order. */
+/** Which phrasings ask about a fact: those it is trained in, its held-out paraphrases, or wording never in the corpus. */
+export type PromptSet = 'train' | 'heldout' | 'unseen';
+
+function templatesFor(world: FactWorld, fact: Fact, which: PromptSet): string[] {
+  const r = relationOf(world, fact.relation);
+  if (which === 'heldout') return fact.paraphrases.slice();
+  if (which === 'unseen') return r.unseen.slice();
+  return r.phrasings.filter((t) => !fact.paraphrases.includes(t));
+}
+
+/** Every fact through each of its trained phrasings, plus the filler, in a seeded order. */
 export function trainingCorpus(world: FactWorld, seed: number = world.seed): string[] {
   const sentences: string[] = [];
   for (const fact of world.facts) {
-    for (const t of relationOf(world, fact.relation).train) sentences.push(renderTemplate(t, fact.subject, fact.object));
+    for (const t of templatesFor(world, fact, 'train')) sentences.push(renderTemplate(t, fact.subject, fact.object));
   }
   sentences.push(...world.filler);
   return shuffled(new SeededRandom(seed), sentences);
 }
 
-export function factPrompts(world: FactWorld, fact: Fact, which: 'train' | 'heldout'): FactPrompt[] {
-  const r = relationOf(world, fact.relation);
-  return r[which].map((template) => ({
+export function factPrompts(world: FactWorld, fact: Fact, which: PromptSet): FactPrompt[] {
+  return templatesFor(world, fact, which).map((template) => ({
     prompt: templatePrompt(template).replace(SUBJECT_SLOT, fact.subject),
     subject: fact.subject,
     answer: ` ${fact.object}`,
@@ -238,14 +254,13 @@ export function rewriteRequests(world: FactWorld, n: number, seed: number): Rewr
   const editedIds = new Set(chosen.map((f) => f.id));
 
   return chosen.map((fact) => {
-    const r = relationOf(world, fact.relation);
     const others = objectsOf.get(fact.relation)!.filter((o) => o !== fact.object);
     const targetNew = pick(rng, others);
-    const template = pick(rng, r.train);
+    const template = pick(rng, templatesFor(world, fact, 'train'));
     const candidates = groups.get(key(fact))!.filter((f) => f.subject !== fact.subject && !editedIds.has(f.id));
     const neighbours = shuffled(rng, candidates)
       .slice(0, MAX_NEIGHBOURS)
-      .map((f) => ({ prompt: templatePrompt(pick(rng, r.train)).replace(SUBJECT_SLOT, f.subject), answer: ` ${f.object}` }));
+      .map((f) => ({ prompt: templatePrompt(pick(rng, templatesFor(world, f, 'train'))).replace(SUBJECT_SLOT, f.subject), answer: ` ${f.object}` }));
     const request: EditRequest = {
       prompt: templatePrompt(template).replace(SUBJECT_SLOT, '{}'),
       subject: fact.subject,
@@ -262,7 +277,7 @@ export function rewriteRequests(world: FactWorld, n: number, seed: number): Rewr
 export function groundTruth(world: FactWorld): GroundTruth {
   return {
     format: 'graft-fact-world',
-    version: 1,
+    version: 2,
     seed: world.seed,
     options: { ...world.options },
     entities: world.entities.map((e) => ({ ...e })),
@@ -270,8 +285,8 @@ export function groundTruth(world: FactWorld): GroundTruth {
       id: r.id,
       subjectKind: r.subjectKind,
       objectKind: r.objectKind,
-      templates: [...r.train.map((text) => ({ text, split: 'train' as const })), ...r.heldout.map((text) => ({ text, split: 'heldout' as const }))],
+      templates: [...r.phrasings.map((text) => ({ text, split: 'phrasing' as const })), ...r.unseen.map((text) => ({ text, split: 'unseen' as const }))],
     })),
-    facts: world.facts.map((f) => ({ ...f })),
+    facts: world.facts.map((f) => ({ ...f, paraphrases: f.paraphrases.slice() })),
   };
 }
