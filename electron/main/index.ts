@@ -95,7 +95,8 @@ ipcMain.on(CHANNEL, (event, message: unknown) => {
 app.whenReady().then(() => {
   backend = createBackend({
     dataDir: app.getPath('userData'), threads: defaultThreads(), gpu: process.env.GRAFT_GPU === 'off' ? 'off' : 'auto', mode: 'electron',
-    demoModelDir: shippedDemoModelDir(),
+    // tests that start from an empty profile say GRAFT_DEMO_MODEL=none, as `graft serve --demo-model none`
+    demoModelDir: process.env.GRAFT_DEMO_MODEL === 'none' ? null : process.env.GRAFT_DEMO_MODEL || shippedDemoModelDir(),
   });
   protocol.handle('app', serveRenderer);
   createWindow();
