@@ -34,7 +34,8 @@ test.beforeAll(async () => {
   userData = mkdtempSync(join(tmpdir(), 'graft-e2e-'));
   // Chromium refuses to start as root without --no-sandbox (CI containers).
   const args = process.getuid?.() === 0 ? ['.', '--no-sandbox'] : ['.'];
-  app = await _electron.launch({ args, cwd: root, env: { ...process.env, GRAFT_USER_DATA: userData, GRAFT_THREADS: process.env.GRAFT_THREADS ?? '1' } });
+  // these tests import their own models into an empty profile; the demo model's first run is in web/firstRun.spec.ts
+  app = await _electron.launch({ args, cwd: root, env: { ...process.env, GRAFT_USER_DATA: userData, GRAFT_THREADS: process.env.GRAFT_THREADS ?? '1', GRAFT_DEMO_MODEL: 'none' } });
   win = await app.firstWindow();
 });
 test.afterAll(async () => {

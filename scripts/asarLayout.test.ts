@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 
-import { layoutProblems, readAsar, readAsarFile, type AsarEntry } from './asarLayout.ts';
+import { demoModelProblems, layoutProblems, readAsar, readAsarFile, type AsarEntry } from './asarLayout.ts';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'graft-asar-'));
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -82,4 +82,19 @@ test('models, packed native code, other platforms, missing files and migrations 
     'missing: out/preload/index.cjs',
     'out/main/index.js does not carry migration 0001_first.sql',
   ].sort());
+});
+
+test('the demo model beside the archive: missing files and a GGUF that is not one are reported', () => {
+  const resources = path.join(dir, 'resources');
+  fs.mkdirSync(path.join(resources, 'demo-model'), { recursive: true });
+  const required = ['demo.gguf', 'ground-truth.json'];
+  fs.writeFileSync(path.join(resources, 'demo-model', 'demo.gguf'), Buffer.concat([Buffer.from('GGUF'), Buffer.alloc(12)]));
+  fs.writeFileSync(path.join(resources, 'demo-model', 'ground-truth.json'), '{}');
+  assert.deepEqual(demoModelProblems(resources, required), []);
+  fs.writeFileSync(path.join(resources, 'demo-model', 'demo.gguf'), 'version https://git-lfs.github.com/spec/v1\n');
+  fs.rmSync(path.join(resources, 'demo-model', 'ground-truth.json'));
+  assert.deepEqual(demoModelProblems(resources, required), [
+    'not a GGUF file (a Git LFS pointer?): demo-model/demo.gguf',
+    'missing beside the archive: demo-model/ground-truth.json',
+  ]);
 });

@@ -110,3 +110,30 @@ export function layoutProblems(archive: AsarArchive, expect: LayoutExpectations)
   }
   return problems;
 }
+
+/**
+ * What is wrong with the demo model beside the archive (resources/demo-model, electron-builder's
+ * extraResources), where shippedDemoModelDir() looks for it: each file present, and a GGUF that
+ * is one (a Git LFS pointer or an empty file would make every install start without it).
+ */
+export function demoModelProblems(resourcesDir: string, required: readonly string[]): string[] {
+  const problems: string[] = [];
+  for (const name of required) {
+    const file = path.join(resourcesDir, 'demo-model', name);
+    if (!fs.existsSync(file)) {
+      problems.push(`missing beside the archive: demo-model/${name}`);
+      continue;
+    }
+    if (name.endsWith('.gguf')) {
+      const magic = Buffer.alloc(4);
+      const fd = fs.openSync(file, 'r');
+      try {
+        fs.readSync(fd, magic, 0, 4, 0);
+      } finally {
+        fs.closeSync(fd);
+      }
+      if (magic.toString('latin1') !== 'GGUF') problems.push(`not a GGUF file (a Git LFS pointer?): demo-model/${name}`);
+    }
+  }
+  return problems;
+}

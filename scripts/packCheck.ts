@@ -16,7 +16,8 @@ import { parseArgs } from 'node:util';
 import { parse, stringify } from 'yaml';
 
 import { appRoot } from '../electron/core/appPaths.ts';
-import { layoutProblems, readAsar } from './asarLayout.ts';
+import { demoModelFiles } from '../electron/core/demo/demoModel.ts';
+import { demoModelProblems, layoutProblems, readAsar } from './asarLayout.ts';
 
 // The part of electron-builder's API used here, typed locally: the package may be absent,
 // and the check must then say so instead of failing to compile.
@@ -77,8 +78,9 @@ const asarFile = values.asar ? path.resolve(values.asar) : await packageUnpacked
 const platform = values.platform ?? (values.asar ? `${({ darwin: 'mac', win32: 'win' } as Record<string, string>)[process.platform] ?? process.platform}-${process.arch}` : 'linux-x64');
 if (!fs.existsSync(asarFile)) fail(`${asarFile} does not exist`);
 const archive = readAsar(asarFile);
-const problems = layoutProblems(archive, { migrations: migrationTexts(), platform });
+// the backend needs the model and its ground truth; the other files are the record of its training
+const problems = [...layoutProblems(archive, { migrations: migrationTexts(), platform }), ...demoModelProblems(path.dirname(asarFile), [demoModelFiles.f32, demoModelFiles.groundTruth])];
 const unpacked = [...archive.files.values()].filter((f) => f.unpacked).length;
 console.log(`pack:check: ${asarFile}: ${archive.files.size} files, ${unpacked} unpacked`);
 if (problems.length > 0) fail(`${problems.length} layout problem(s):\n  ${problems.join('\n  ')}`);
-console.log('pack:check: layout ok (no models or statistics, native code unpacked, main/preload/renderer present, migrations embedded)');
+console.log('pack:check: layout ok (no models or statistics, native code unpacked, main/preload/renderer present, migrations embedded, demo model beside the archive)');

@@ -14,7 +14,8 @@ let server: GraftServer;
 let page: Page;
 
 test.beforeAll(async ({ browser }) => {
-  server = await startGraft();
+  // this spec imports and loads its own model into an empty data folder
+  server = await startGraft({ demoModel: false });
   const model = makeTinyModel(join(server.workDir, 'tiny-llama.gguf'));
   page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
   await page.goto(server.url);

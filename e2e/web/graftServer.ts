@@ -19,14 +19,24 @@ export interface GraftServer {
   stop(): Promise<void>;
 }
 
-export async function startGraft(): Promise<GraftServer> {
+export interface GraftOptions {
+  /**
+   * false: start as a data folder would without the shipped demo model (`--demo-model none`), for
+   * specs that import and load models of their own; default: the checkout's demo-model/, as
+   * `npm start` offers it
+   */
+  demoModel?: boolean;
+}
+
+export async function startGraft(options: GraftOptions = {}): Promise<GraftServer> {
   if (!existsSync(join(root, 'out', 'renderer', 'index.html'))) {
     throw new Error('out/renderer is missing: run `npx electron-vite build` before the web e2e tests');
   }
   const workDir = mkdtempSync(join(tmpdir(), 'graft-e2e-'));
   const dataDir = join(workDir, 'data');
   const token = `e2e-${Math.random().toString(36).slice(2)}${Date.now().toString(36)}`;
-  const child = spawn(process.execPath, [graft, 'serve', '--port', '0', '--data', dataDir, '--token', token], {
+  const demo = options.demoModel === false ? ['--demo-model', 'none'] : [];
+  const child = spawn(process.execPath, [graft, 'serve', '--port', '0', '--data', dataDir, '--token', token, ...demo], {
     cwd: root,
     env: { ...process.env, GRAFT_THREADS: process.env.GRAFT_THREADS ?? '1' },
     stdio: ['ignore', 'pipe', 'pipe'],

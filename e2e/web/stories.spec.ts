@@ -20,7 +20,8 @@ let page: Page;
 
 test.beforeAll(async ({ browser }) => {
   if ('skip' in stories) return;
-  server = await startGraft();
+  // this spec imports and loads its own model into an empty data folder
+  server = await startGraft({ demoModel: false });
   page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
   await page.goto(server.url);
 });

@@ -15,7 +15,8 @@ let page: Page;
 let modelFile: string;
 
 test.beforeAll(async ({ browser }) => {
-  server = await startGraft();
+  // this spec imports and loads its own model into an empty data folder
+  server = await startGraft({ demoModel: false });
   modelFile = makeTinyModel(join(server.workDir, 'tiny-llama.gguf'));
   page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
   await page.goto(server.url);

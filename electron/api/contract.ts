@@ -29,6 +29,8 @@ export interface ModelRow {
   notEditableReason: string | null;
   /** false when the file is gone or changed since it was imported */
   available: boolean;
+  /** the fact-world demo model shipped with Graft (its facts are known: see demoExamples) */
+  demo: boolean;
 }
 
 export interface LoadEstimate {
@@ -308,6 +310,8 @@ export interface Api {
   loadModel(modelId: number, gpuLayers: number | 'auto' | 'max'): Promise<{ jobId: string }>;
   unloadModel(): Promise<void>;
   loadedModel(): Promise<LoadedModel | null>;
+  /** true facts of the demo world to rewrite, when the loaded model is the demo model; else none */
+  demoExamples(): Promise<EditRequestInput[]>;
 
   checkRequestDocument(text: string, format: 'json' | 'yaml'): Promise<{ requests: EditRequestInput[]; problems: DocumentProblem[] }>;
   editRequestSchema(): Promise<unknown>;

@@ -14,7 +14,7 @@ import { createBackend } from './index.ts';
 import { CancelledError, JobRegistry } from './jobs.ts';
 import { defaultThresholds } from '../core/probes/verdict.ts';
 
-const options = (dataDir: string) => ({ dataDir, threads: 1, gpu: 'off' as const, mode: 'web' as const });
+const options = (dataDir: string) => ({ dataDir, threads: 1, gpu: 'off' as const, mode: 'web' as const, demoModelDir: null });
 
 describe('request documents', () => {
   const backend = createBackend(options(tempDir()));

@@ -33,7 +33,7 @@ describe('batch edits through the API', () => {
   }
 
   before(async () => {
-    backend = createBackend({ dataDir, threads: 1, gpu: 'off', mode: 'web' });
+    backend = createBackend({ dataDir, threads: 1, gpu: 'off', mode: 'web', demoModelDir: null });
     const model = await backend.importModel(generatedModel(await loadNative(), dir, { arch: 'llama', type: 'f32' }));
     const load = await finished((await backend.loadModel(model.id, 0)).jobId);
     assert.equal(load.state, 'done', load.error ?? '');

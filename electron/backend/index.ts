@@ -13,6 +13,7 @@ import { loadNative, type GraftNative } from '../core/native/binding.ts';
 import { openDatabase } from '../core/store/database.ts';
 import { startCompare } from './compare.ts';
 import type { BackendContext } from './context.ts';
+import { demoExamples, offerDemoModel } from './demo.ts';
 import { checkRequestDocument, editRequestSchema, startBatchEdit, startEdit, startTrace } from './edits.ts';
 import { EventHub, type EventListener } from './events.ts';
 import { listExports, startExport } from './exports.ts';
@@ -29,6 +30,11 @@ export interface BackendOptions {
   threads: number;
   gpu: 'auto' | 'off';
   mode: 'electron' | 'web';
+  /**
+   * the folder of the demo model to offer this data folder (the app passes
+   * shippedDemoModelDir()); null offers none, as library tests want
+   */
+  demoModelDir: string | null;
 }
 
 const appVersion = (() => {
@@ -41,7 +47,7 @@ const appVersion = (() => {
 
 // Every method of the contract, checked complete by the compiler: what a transport may call.
 const contractMethods: Record<Method, true> = {
-  version: true, listModels: true, importModel: true, chooseModelFile: true, chooseRequestFile: true, estimateLoad: true, loadModel: true, unloadModel: true, loadedModel: true,
+  version: true, listModels: true, importModel: true, chooseModelFile: true, chooseRequestFile: true, estimateLoad: true, loadModel: true, unloadModel: true, loadedModel: true, demoExamples: true,
   checkRequestDocument: true, editRequestSchema: true, startEdit: true, startBatchEdit: true, startTrace: true,
   listEdits: true, getEdit: true, setEnabled: true, moveEdit: true, addNote: true, setTags: true,
   listProbeRuns: true, startProbes: true, startHardCases: true, startCompare: true, listExports: true, startExport: true,
@@ -55,6 +61,8 @@ function noDialog(what: string): Error {
 export class Backend implements Api {
   private readonly ctx: BackendContext;
   private closed = false;
+  /** the demo model's import and load job: lists wait for it so the first page already shows them */
+  private readonly started: Promise<void>;
 
   constructor(private readonly options: BackendOptions) {
     fs.mkdirSync(options.dataDir, { recursive: true });
@@ -73,6 +81,7 @@ export class Backend implements Api {
       jobs: new JobRegistry(events, (job) => logs.push('error', 'app', `${job.title}: ${job.error}`)),
     };
     logs.push('info', 'app', `Graft ${appVersion} (${options.mode} mode), data folder ${settings.dataDir}`);
+    this.started = offerDemoModel(this.ctx, options.demoModelDir);
   }
 
   /** Pushes for a transport to forward; returns the unsubscribe function. */
@@ -89,6 +98,7 @@ export class Backend implements Api {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.started;
     await this.ctx.jobs.idle();
     await disposeLoaded(this.ctx);
     this.ctx.db.close();
@@ -98,7 +108,10 @@ export class Backend implements Api {
     return { app: appVersion, mode: this.options.mode };
   }
 
-  async listModels(): Promise<ModelRow[]> { return listModels(this.ctx); }
+  async listModels(): Promise<ModelRow[]> {
+    await this.started;
+    return listModels(this.ctx);
+  }
   async importModel(file: string): Promise<ModelRow> { return importModel(this.ctx, file); }
   /** Electron main answers this itself with a native dialog; a browser page has none to offer. */
   async chooseModelFile(): Promise<string | null> {
@@ -113,7 +126,11 @@ export class Backend implements Api {
     await this.ctx.jobs.exclusive(() => disposeLoaded(this.ctx));
     this.ctx.events.emit('historyChanged');
   }
-  async loadedModel(): Promise<LoadedModel | null> { return loadedModel(this.ctx); }
+  async loadedModel(): Promise<LoadedModel | null> {
+    await this.started;
+    return loadedModel(this.ctx);
+  }
+  async demoExamples(): Promise<EditRequestInput[]> { return demoExamples(this.ctx); }
 
   async checkRequestDocument(text: string, format: 'json' | 'yaml'): Promise<{ requests: EditRequestInput[]; problems: DocumentProblem[] }> { return checkRequestDocument(text, format); }
   async editRequestSchema(): Promise<unknown> { return editRequestSchema(); }
@@ -137,7 +154,10 @@ export class Backend implements Api {
   async listExports(): Promise<ExportRow[]> { return listExports(this.ctx); }
   async startExport(format: ExportRow['kind'], out: string, options: { requantize?: string }): Promise<{ jobId: string }> { return startExport(this.ctx, format, out, options ?? {}); }
 
-  async listJobs(): Promise<Job[]> { return this.ctx.jobs.list(); }
+  async listJobs(): Promise<Job[]> {
+    await this.started;
+    return this.ctx.jobs.list();
+  }
   async cancelJob(id: string): Promise<void> { this.ctx.jobs.cancel(id); }
 
   async getSettings(): Promise<Settings> { return this.ctx.settings.get(); }

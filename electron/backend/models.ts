@@ -11,7 +11,7 @@ import { openGraphModel } from '../core/engine/graphModel.ts';
 import { getSharedLlama } from '../core/models/llama.ts';
 import { describeModel, type ModelInfo } from '../core/models/modelInfo.ts';
 import { importModelFile } from '../core/models/modelRecord.ts';
-import { listModels as storedModels, getModel, listWorkspaces, rememberedSignature, workspaceFor, type ModelRecord } from '../core/store/repository.ts';
+import { listModels as storedModels, getModel, listWorkspaces, offeredDemoModel, rememberedSignature, workspaceFor, type ModelRecord } from '../core/store/repository.ts';
 import { statSignature } from '../core/util/fileSignature.ts';
 import type { BackendContext } from './context.ts';
 
@@ -27,7 +27,7 @@ async function describeCached(ctx: BackendContext, file: string): Promise<ModelI
   return info;
 }
 
-function rowOf(record: ModelRecord, info: ModelInfo | null, available: boolean): ModelRow {
+function rowOf(ctx: BackendContext, record: ModelRecord, info: ModelInfo | null, available: boolean): ModelRow {
   return {
     id: record.id, path: record.path, fileName: path.basename(record.path), sha256: record.sha256,
     architecture: info?.architecture ?? record.arch, parameterCount: info?.parameterCount ?? 0, fileType: info?.fileType ?? record.fileType,
@@ -35,12 +35,12 @@ function rowOf(record: ModelRecord, info: ModelInfo | null, available: boolean):
     nEmbd: info?.nEmbd ?? record.nEmbd, nFf: info?.nFf ?? record.nFf, vocabSize: info?.vocabSize ?? record.nVocab,
     editable: available && (info?.editable ?? false),
     notEditableReason: !available ? 'the file is missing or changed since it was imported; import it again' : info?.notEditableReason ?? null,
-    available,
+    available, demo: offeredDemoModel(ctx.db)?.sha256 === record.sha256,
   };
 }
 
 /** The file is where it was and unchanged: its stat signature is the one its sha256 was remembered with. */
-function isAvailable(ctx: BackendContext, record: ModelRecord): boolean {
+export function isAvailable(ctx: BackendContext, record: ModelRecord): boolean {
   if (!fs.existsSync(record.path)) return false;
   const remembered = rememberedSignature(ctx.db, record.path);
   return remembered !== null && remembered.sha256 === record.sha256 && remembered.signature === statSignature(record.path);
@@ -50,7 +50,7 @@ export async function listModels(ctx: BackendContext): Promise<ModelRow[]> {
   const rows: ModelRow[] = [];
   for (const record of storedModels(ctx.db)) {
     const available = isAvailable(ctx, record);
-    rows.push(rowOf(record, available ? await describeCached(ctx, record.path).catch(() => null) : null, available));
+    rows.push(rowOf(ctx, record, available ? await describeCached(ctx, record.path).catch(() => null) : null, available));
   }
   return rows;
 }
@@ -62,7 +62,7 @@ export async function importModel(ctx: BackendContext, file: string): Promise<Mo
   const { record, info } = await importModelFile(ctx.db, await ctx.native(), resolved);
   described.set(record.path, { signature: statSignature(record.path), info });
   ctx.logs.push('info', 'app', `imported ${record.path} (${info.architecture}, sha256 ${record.sha256.slice(0, 12)}…)`);
-  return rowOf(record, info, true);
+  return rowOf(ctx, record, info, true);
 }
 
 function usableRecord(ctx: BackendContext, modelId: number): ModelRecord {

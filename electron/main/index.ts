@@ -7,6 +7,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 
 import { rpcServer } from '../api/rpc.ts';
 import { createBackend, type Backend } from '../backend/index.ts';
+import { shippedDemoModelDir } from '../core/demo/demoModel.ts';
 import { defaultThreads } from '../core/models/llama.ts';
 
 // Tests and side-by-side installs need their own profile, and Electron fixes the profile
@@ -94,6 +95,8 @@ ipcMain.on(CHANNEL, (event, message: unknown) => {
 app.whenReady().then(() => {
   backend = createBackend({
     dataDir: app.getPath('userData'), threads: defaultThreads(), gpu: process.env.GRAFT_GPU === 'off' ? 'off' : 'auto', mode: 'electron',
+    // tests that start from an empty profile say GRAFT_DEMO_MODEL=none, as `graft serve --demo-model none`
+    demoModelDir: process.env.GRAFT_DEMO_MODEL === 'none' ? null : process.env.GRAFT_DEMO_MODEL || shippedDemoModelDir(),
   });
   protocol.handle('app', serveRenderer);
   createWindow();

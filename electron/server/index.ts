@@ -13,6 +13,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 
 import { rpcServer } from '../api/rpc.ts';
 import { createBackend, type Backend } from '../backend/index.ts';
+import { shippedDemoModelDir } from '../core/demo/demoModel.ts';
 import { defaultThreads } from '../core/models/llama.ts';
 
 export interface ServerOptions {
@@ -25,6 +26,8 @@ export interface ServerOptions {
   rendererDir: string;
   /** default: a backend on dataDir, closed with the server */
   backend?: Backend;
+  /** the demo model that backend offers; default shippedDemoModelDir(), null for none */
+  demoModelDir?: string | null;
 }
 
 export interface RunningServer {
@@ -78,7 +81,10 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   if (!isLoopback(host)) {
     warnings.push(`listening on ${host}, which other machines may reach: anyone with the URL can edit models here. The intended remote use is an SSH tunnel to 127.0.0.1 (ssh -L PORT:127.0.0.1:PORT server)`);
   }
-  const backend = o.backend ?? createBackend({ dataDir: o.dataDir, threads: defaultThreads(), gpu: process.env.GRAFT_GPU === 'off' ? 'off' : 'auto', mode: 'web' });
+  const backend = o.backend ?? createBackend({
+    dataDir: o.dataDir, threads: defaultThreads(), gpu: process.env.GRAFT_GPU === 'off' ? 'off' : 'auto', mode: 'web',
+    demoModelDir: o.demoModelDir === undefined ? shippedDemoModelDir() : o.demoModelDir,
+  });
   let port = o.port;
   // cookies ignore ports, so each server's cookie is named after its port
   const cookieName = () => `graft_token_${port}`;

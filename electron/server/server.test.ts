@@ -81,7 +81,7 @@ describe('graft serve: access control', () => {
     const renderer = path.join(dir, 'renderer');
     fs.mkdirSync(renderer);
     fs.writeFileSync(path.join(renderer, 'index.html'), '<!doctype html><title>Graft test page</title>');
-    server = await startServer({ port: 0, dataDir: path.join(dir, 'data'), rendererDir: renderer });
+    server = await startServer({ port: 0, dataDir: path.join(dir, 'data'), rendererDir: renderer, demoModelDir: null });
   });
   after(async () => {
     await server.close();
@@ -127,7 +127,7 @@ describe('graft serve: access control', () => {
 
   test('a missing renderer build is named with the command that builds it', async () => {
     const dir = tempDir();
-    const bare = await startServer({ port: 0, dataDir: dir, rendererDir: path.join(dir, 'nothing') });
+    const bare = await startServer({ port: 0, dataDir: dir, rendererDir: path.join(dir, 'nothing'), demoModelDir: null });
     try {
       assert.match(bare.warnings.join('\n'), /the renderer is not built .*npx electron-vite build/);
       const r = await get(bare, `/?token=${bare.token}`);
@@ -142,7 +142,7 @@ describe('graft serve: access control', () => {
 describe('the contract over a real WebSocket', () => {
   test('import, estimate, load, edit, history, export, cancel, compare; a later client sees the finished jobs', async () => {
     const dir = tempDir();
-    const server = await startServer({ port: 0, dataDir: path.join(dir, 'data'), rendererDir: path.join(dir, 'no-renderer'), token: 'test-token-123456' });
+    const server = await startServer({ port: 0, dataDir: path.join(dir, 'data'), rendererDir: path.join(dir, 'no-renderer'), token: 'test-token-123456', demoModelDir: null });
     const a = await connect(server);
     try {
       assert.deepEqual(await a.api.version(), { app: '0.1.0', mode: 'web' });

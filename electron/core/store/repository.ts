@@ -328,3 +328,28 @@ export function rememberHash(db: Database.Database, file: string, signature: str
   db.prepare(`INSERT INTO file_hashes (path, signature, sha256) VALUES (?, ?, ?)
     ON CONFLICT (path) DO UPDATE SET signature = excluded.signature, sha256 = excluded.sha256, hashed_at = excluded.hashed_at`).run(file, signature, sha256);
 }
+
+/** A value kept about this data folder (app_state), or null when it was never set. */
+export function appState<T>(db: Database.Database, key: string): T | null {
+  const row = db.prepare('SELECT value_json FROM app_state WHERE key = ?').get(key) as { value_json: string } | undefined;
+  return row ? JSON.parse(row.value_json) as T : null;
+}
+
+export function setAppState(db: Database.Database, key: string, value: unknown): void {
+  db.prepare(`INSERT INTO app_state (key, value_json) VALUES (?, ?)
+    ON CONFLICT (key) DO UPDATE SET value_json = excluded.value_json, updated_at = excluded.updated_at`).run(key, JSON.stringify(value));
+}
+
+/** The shipped demo model as it was offered to this data folder: its sha256 identifies its row. */
+export interface OfferedDemoModel {
+  sha256: string;
+  path: string;
+}
+
+export function offeredDemoModel(db: Database.Database): OfferedDemoModel | null {
+  return appState<OfferedDemoModel>(db, 'demoModel.offered');
+}
+
+export function rememberDemoModelOffered(db: Database.Database, offered: OfferedDemoModel): void {
+  setAppState(db, 'demoModel.offered', offered);
+}

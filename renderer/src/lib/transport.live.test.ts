@@ -37,7 +37,7 @@ before(() => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'graft-transport-'));
   fs.mkdirSync(path.join(dir, 'renderer'));
   fs.writeFileSync(path.join(dir, 'renderer', 'index.html'), '<!doctype html><title>t</title>');
-  backend = createBackend({ dataDir: path.join(dir, 'data'), threads: 1, gpu: 'off', mode: 'web' });
+  backend = createBackend({ dataDir: path.join(dir, 'data'), threads: 1, gpu: 'off', mode: 'web', demoModelDir: null });
   g.WebSocket = BrowserLikeSocket;
   g.setTimeout = ((fn: () => void, ms?: number) => {
     const t = realSetTimeout(fn, ms);
