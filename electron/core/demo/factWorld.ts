@@ -211,8 +211,9 @@ const MAX_NEIGHBOURS = 5;
  * `n` CounterFact-style rewrites of true facts, spread over the relations in turn. No two
  * rewrites share a subject, and no fact that is rewritten serves as another rewrite's
  * neighbour, so the whole set can be applied as one batch (MEMIT) and still measured.
+ * With `allowFewer`, a world too small for `n` gives all it allows instead of throwing.
  */
-export function rewriteRequests(world: FactWorld, n: number, seed: number): RewriteCase[] {
+export function rewriteRequests(world: FactWorld, n: number, seed: number, options: { allowFewer?: boolean } = {}): RewriteCase[] {
   const rng = new SeededRandom(seed);
   const groups = new Map<string, Fact[]>();
   const key = (f: Fact) => `${f.relation}\u0000${f.object}`;
@@ -221,12 +222,7 @@ export function rewriteRequests(world: FactWorld, n: number, seed: number): Rewr
     if (g) g.push(f);
     else groups.set(key(f), [f]);
   }
-  const objectsOf = new Map<RelationId, string[]>();
-  for (const f of world.facts) {
-    const list = objectsOf.get(f.relation) ?? [];
-    if (!list.includes(f.object)) list.push(f.object);
-    objectsOf.set(f.relation, list);
-  }
+  const objectsOf = new Map<RelationId, string[]>(world.relations.map((r) => [r.id, relationObjects(world, r.id)]));
   // A fact qualifies when at least two other subjects share its relation and object and
   // it has an alternative object to be rewritten to.
   const queues = world.relations
@@ -250,7 +246,7 @@ export function rewriteRequests(world: FactWorld, n: number, seed: number): Rewr
       }
     }
   }
-  if (chosen.length < n) throw new RangeError(`the world allows only ${chosen.length} rewrites, ${n} were asked for`);
+  if (chosen.length < n && !options.allowFewer) throw new RangeError(`the world allows only ${chosen.length} rewrites, ${n} were asked for`);
   const editedIds = new Set(chosen.map((f) => f.id));
 
   return chosen.map((fact) => {
@@ -272,6 +268,11 @@ export function rewriteRequests(world: FactWorld, n: number, seed: number): Rewr
     };
     return { fact, request, neighbours };
   });
+}
+
+/** The distinct objects a relation has in the world, in the order facts first name them. */
+export function relationObjects(world: FactWorld, relation: RelationId): string[] {
+  return [...new Set(world.facts.filter((f) => f.relation === relation).map((f) => f.object))];
 }
 
 export function groundTruth(world: FactWorld): GroundTruth {

@@ -101,12 +101,21 @@ export async function fluency(graph: NativeGraphModel, prompts: string[], overla
   return outs.reduce((s, t, i) => s + ngramEntropy(prompts[i] + detokenize(graph, t)), 0) / outs.length;
 }
 
-/** The graph with overlays added to every run (sampling does not know about edits). */
+/**
+ * The graph with overlays added to every run (sampling does not know about edits). A proxy
+ * rather than a prototype child: the native model's getters and methods refuse any `this`
+ * but the object itself, so everything else is read from and bound to the graph.
+ */
 function withOverlays(graph: NativeGraphModel, overlays: GraphOverlay[]): NativeGraphModel {
-  return Object.create(graph, {
-    run: { value: (request: Parameters<NativeGraphModel['run']>[0], options?: Parameters<NativeGraphModel['run']>[1]) =>
-      graph.run({ ...request, overlays: [...(request.overlays ?? []), ...overlays] }, options) },
-  }) as NativeGraphModel;
+  const run = (request: Parameters<NativeGraphModel['run']>[0], options?: Parameters<NativeGraphModel['run']>[1]) =>
+    graph.run({ ...request, overlays: [...(request.overlays ?? []), ...overlays] }, options);
+  return new Proxy(graph, {
+    get(target, key) {
+      if (key === 'run') return run;
+      const value: unknown = Reflect.get(target, key, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
 }
 
 export async function editMetrics(graph: NativeGraphModel, request: EditRequest, overlays: GraphOverlay[], options: { fluency?: boolean; seed?: number } = {}): Promise<EditMetrics> {

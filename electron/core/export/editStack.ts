@@ -44,6 +44,17 @@ export function layerFactorsOf(overlays: GraphOverlay[]): LayerFactors[] {
   return [...byLayer.values()].sort((a, b) => a.layer - b.layer);
 }
 
+/** One overlay per layer holding every factor of that layer: the graph runs one low-rank product per layer however many edits are stacked. */
+export function mergedOverlays(overlays: GraphOverlay[]): GraphOverlay[] {
+  return layerFactorsOf(overlays).map(({ layer, u, v }) => {
+    const rank = u.length, nEmbd = u[0]!.length, nFf = v[0]!.length;
+    const mu = new Float32Array(rank * nEmbd), mv = new Float32Array(rank * nFf);
+    u.forEach((uj, j) => mu.set(uj, j * nEmbd));
+    v.forEach((vj, j) => mv.set(vj, j * nFf));
+    return { layer, rank, u: mu, v: mv };
+  });
+}
+
 export function overlaysOf(stack: StackEdit[]): GraphOverlay[] {
   return stack.flatMap((e) => e.factors.map((f) => ({ layer: f.layer, rank: f.rank, u: f.u, v: f.v })));
 }
