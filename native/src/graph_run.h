@@ -44,8 +44,10 @@ private:
 
     GraphModel & model_;
     GraphRequest request_;
-    int n_tokens_ = 0;
-    std::vector<int> prompt_start_;
+    int seq_len_ = 0;        // L: the longest prompt; every prompt is padded to it
+    int n_tokens_ = 0;       // L × prompts, padding included
+    int n_real_tokens_ = 0;  // without padding
+    int row_of(const RowRef & row) const { return row.prompt * seq_len_ + row.pos; }
     std::vector<RowRef> out_rows_;
     // Output rows grouped by loss weight. ggml's cross-entropy backward assumes each label row
     // sums to 1 and weighs rows equally, so each group gets its own logits and loss op with
