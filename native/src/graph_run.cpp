@@ -176,7 +176,7 @@ ggml_tensor * GraphRun::build_layer(ggml_tensor * inp, int il) {
     ggml_context * ctx = ctx_compute_;
     const GraphHparams & hp = model_.hparams();
     const LayerWeights & w = model_.layer(il);
-    const int64_t hd = hp.head_dim, T = n_tokens_, L = seq_len_, P = static_cast<int64_t>(request_.prompts.size());
+    const int64_t hd = hp.head_dim, T = n_tokens_;
 
     ggml_tensor * x = hook(inp, il, Site::ResidIn);
     ggml_tensor * cur = ggml_mul(ctx, ggml_rms_norm(ctx, x, hp.rms_eps), w.attn_norm);
@@ -189,31 +189,34 @@ ggml_tensor * GraphRun::build_layer(ggml_tensor * inp, int il) {
     ggml_tensor * v = ggml_reshape_3d(ctx, linear(w.wv, w.bv, cur), hd, hp.n_head_kv, T);
     if (w.q_norm) q = ggml_mul(ctx, ggml_rms_norm(ctx, q, hp.rms_eps), w.q_norm);
     if (w.k_norm) k = ggml_mul(ctx, ggml_rms_norm(ctx, k, hp.rms_eps), w.k_norm);
-    // Rope stays 3-D (one position per padded row) so every backend's rope kernel applies.
     q = ggml_rope_ext(ctx, q, positions_, model_.rope_freqs(), hp.n_rot, hp.rope_mode, hp.n_ctx_orig, hp.rope_freq_base, hp.rope_freq_scale, 0.0f, 1.0f, 32.0f, 1.0f);
     k = ggml_rope_ext(ctx, k, positions_, model_.rope_freqs(), hp.n_rot, hp.rope_mode, hp.n_ctx_orig, hp.rope_freq_base, hp.rope_freq_scale, 0.0f, 1.0f, 32.0f, 1.0f);
 
-    // Attention per prompt, [head_dim, heads, L, prompts]: cost P·L² instead of (P·L)².
-    // ggml's mul_mat backward cannot reduce a head broadcast when dimension 3 is > 1, so with
-    // GQA and several prompts the K/V heads are repeated explicitly, in the same order the
-    // broadcast uses (query head h reads kv head h / (n_head / n_head_kv)).
-    const bool repeat_kv = hp.n_head_kv < hp.n_head && P > 1;
-    auto per_prompt = [&](ggml_tensor * t, int64_t heads) {
-        if (repeat_kv && heads < hp.n_head) {
-            t = ggml_repeat_4d(ctx, ggml_reshape_4d(ctx, t, hd, 1, heads, T), hd, hp.n_head / heads, heads, T);
+    // Attention per prompt on [head_dim, heads, L, prompts], every prompt padded to the longest
+    // L: cost P·L² instead of (P·L)². Only attention sees the padding; the rest of the layer
+    // runs on the real rows, gathered into the padded layout here and back below.
+    const int64_t L = seq_len_, P = static_cast<int64_t>(request_.prompts.size()), TP = L * P;
+    auto padded = [&](ggml_tensor * t, int64_t heads) {
+        if (pad_ids_) t = ggml_get_rows(ctx, ggml_reshape_2d(ctx, t, hd * heads, T), pad_ids_);
+        // ggml's mul_mat backward cannot reduce a head broadcast when dimension 3 is > 1, so
+        // with GQA and several prompts the K/V heads are repeated explicitly, in the order the
+        // broadcast uses (query head h reads kv head h / (n_head / n_head_kv)).
+        if (heads < hp.n_head && P > 1) {
+            t = ggml_repeat_4d(ctx, ggml_reshape_4d(ctx, t, hd, 1, heads, TP), hd, hp.n_head / heads, heads, TP);
             heads = hp.n_head;
         }
         return ggml_reshape_4d(ctx, t, hd, heads, L, P);
     };
-    q = per_prompt(q, hp.n_head);
-    k = per_prompt(k, hp.n_head_kv);
-    v = per_prompt(v, hp.n_head_kv);
+    q = padded(q, hp.n_head);
+    k = padded(k, hp.n_head_kv);
+    v = padded(v, hp.n_head_kv);
     ggml_tensor * kq = ggml_mul_mat(ctx, ggml_permute(ctx, k, 0, 2, 1, 3), ggml_permute(ctx, q, 0, 2, 1, 3));  // [L_k, L_q, heads, prompts]
     ggml_mul_mat_set_prec(kq, GGML_PREC_F32);
     kq = ggml_soft_max_ext(ctx, kq, mask_, hp.kq_scale, 0.0f);
-    ggml_tensor * vt = ggml_cont(ctx, ggml_permute(ctx, v, 1, 2, 0, 3));  // [L_k, hd, kv_heads, prompts]
+    ggml_tensor * vt = ggml_cont(ctx, ggml_permute(ctx, v, 1, 2, 0, 3));  // [L_k, hd, heads, prompts]
     ggml_tensor * kqv = ggml_mul_mat(ctx, vt, kq);                          // [hd, L_q, heads, prompts]
-    cur = ggml_cont_2d(ctx, ggml_permute(ctx, kqv, 0, 2, 1, 3), hd * hp.n_head, T);
+    cur = ggml_cont_2d(ctx, ggml_permute(ctx, kqv, 0, 2, 1, 3), hd * hp.n_head, TP);
+    if (unpad_ids_) cur = ggml_get_rows(ctx, cur, unpad_ids_);
     cur = hook(linear(w.wo, w.bo, cur), il, Site::AttnOut);
     ggml_tensor * ffn_inp = ggml_add(ctx, cur, x);
 
@@ -233,14 +236,12 @@ ggml_tensor * GraphRun::build_layer(ggml_tensor * inp, int il) {
 void GraphRun::build(bool with_backward) {
     const GraphHparams & hp = model_.hparams();
     const auto & r = request_;
-    // Prompts are padded to the longest: the row of (prompt, pos) is prompt · L + pos.
-    seq_len_ = 0;
-    n_real_tokens_ = 0;
+    prompt_start_.clear();
     for (const auto & p : r.prompts) {
+        prompt_start_.push_back(n_tokens_);
+        n_tokens_ += static_cast<int>(p.size());
         seq_len_ = std::max(seq_len_, static_cast<int>(p.size()));
-        n_real_tokens_ += static_cast<int>(p.size());
     }
-    n_tokens_ = seq_len_ * static_cast<int>(r.prompts.size());
     // Rows whose logits are needed: requested ones first, then loss rows not yet included.
     std::map<std::pair<int, int>, int> row_index;
     auto add_row = [&](const RowRef & row) {
@@ -307,6 +308,10 @@ void GraphRun::build(bool with_backward) {
     tokens_ = input(ggml_new_tensor_1d(cs, GGML_TYPE_I32, n_tokens_), "tokens");
     positions_ = input(ggml_new_tensor_1d(cs, GGML_TYPE_I32, n_tokens_), "positions");
     mask_ = input(ggml_new_tensor_2d(cs, GGML_TYPE_F32, seq_len_, seq_len_), "kq_mask");
+    if (seq_len_ * static_cast<int>(r.prompts.size()) != n_tokens_) {
+        pad_ids_ = input(ggml_new_tensor_1d(cs, GGML_TYPE_I32, static_cast<int64_t>(seq_len_) * static_cast<int64_t>(r.prompts.size())), "pad_ids");
+        unpad_ids_ = input(ggml_new_tensor_1d(cs, GGML_TYPE_I32, n_tokens_), "unpad_ids");
+    }
     for (RowGroup & g : groups_) {
         const int64_t n = static_cast<int64_t>(g.rows.size());
         g.ids = input(ggml_new_tensor_1d(cs, GGML_TYPE_I32, n), "row_ids");
@@ -380,14 +385,12 @@ void GraphRun::build(bool with_backward) {
 void GraphRun::upload_inputs() {
     const GraphHparams & hp = model_.hparams();
     const auto & r = request_;
-    const size_t T = static_cast<size_t>(n_tokens_), L = static_cast<size_t>(seq_len_);
-    // Padding rows read token 0 (any valid id would do): they only ever see earlier rows of
-    // their own prompt, and no real row ever sees them, so their values never matter, but
-    // they must stay finite for 0 · x to stay 0 in the backward.
-    std::vector<int32_t> tokens(T, 0), positions(T);
-    for (size_t p = 0; p < r.prompts.size(); ++p) {
-        for (size_t i = 0; i < L; ++i) positions[p * L + i] = static_cast<int32_t>(i);
-        std::copy(r.prompts[p].begin(), r.prompts[p].end(), tokens.begin() + static_cast<std::ptrdiff_t>(p * L));
+    std::vector<int32_t> tokens, positions;
+    for (const auto & p : r.prompts) {
+        for (size_t i = 0; i < p.size(); ++i) {
+            tokens.push_back(p[i]);
+            positions.push_back(static_cast<int32_t>(i));
+        }
     }
     ggml_backend_tensor_set(tokens_, tokens.data(), 0, ggml_nbytes(tokens_));
     if (iota_) {
@@ -396,33 +399,35 @@ void GraphRun::upload_inputs() {
         ggml_backend_tensor_set(iota_, iota.data(), 0, ggml_nbytes(iota_));
     }
     ggml_backend_tensor_set(positions_, positions.data(), 0, ggml_nbytes(positions_));
-    // One causal mask for every prompt. A real query at pos q sees keys 0..q, all real, so
-    // padding keys need no mask of their own; a padding query sees key 0 at least, so its
-    // softmax never divides by zero.
+    // One causal mask for every prompt: a real query at pos q sees keys 0..q, all real, so
+    // padding keys need no mask of their own, and a padding query sees key 0 at least, so its
+    // softmax stays finite (a NaN there would leak into the backward through 0 · NaN).
+    const size_t T = static_cast<size_t>(n_tokens_), L = static_cast<size_t>(seq_len_);
     std::vector<float> mask(L * L, -std::numeric_limits<float>::infinity());
     for (size_t q = 0; q < L; ++q) for (size_t k = 0; k <= q; ++k) mask[q * L + k] = 0.0f;
+    if (pad_ids_) {
+        // Padding row i of prompt p repeats the prompt's last real row: any finite row would
+        // do, since no real row attends to it and the unpadding gather drops its output.
+        std::vector<int32_t> pad(static_cast<size_t>(pad_ids_->ne[0])), unpad(T);
+        for (size_t p = 0; p < r.prompts.size(); ++p) {
+            const size_t s = static_cast<size_t>(prompt_start_[p]), n = r.prompts[p].size();
+            for (size_t i = 0; i < L; ++i) pad[p * L + i] = static_cast<int32_t>(s + std::min(i, n - 1));
+            for (size_t i = 0; i < n; ++i) unpad[s + i] = static_cast<int32_t>(p * L + i);
+        }
+        ggml_backend_tensor_set(pad_ids_, pad.data(), 0, ggml_nbytes(pad_ids_));
+        ggml_backend_tensor_set(unpad_ids_, unpad.data(), 0, ggml_nbytes(unpad_ids_));
+    }
     ggml_backend_tensor_set(mask_, mask.data(), 0, ggml_nbytes(mask_));
     for (const RowGroup & g : groups_) {
         std::vector<int32_t> ids;
-        for (int row : g.rows) ids.push_back(row_of(out_rows_[static_cast<size_t>(row)]));
+        for (int row : g.rows) ids.push_back(prompt_start_[static_cast<size_t>(out_rows_[static_cast<size_t>(row)].prompt)] + out_rows_[static_cast<size_t>(row)].pos);
         ggml_backend_tensor_set(g.ids, ids.data(), 0, ggml_nbytes(g.ids));
         if (g.labels_t) ggml_backend_tensor_set(g.labels_t, g.labels.data(), 0, ggml_nbytes(g.labels_t));
     }
-    if (input_states_) {
-        // Given unpadded (prompts concatenated); padding rows get zeros, which rms_norm keeps finite.
-        const size_t E = static_cast<size_t>(hp.n_embd);
-        std::vector<float> states(T * E, 0.0f);
-        size_t src = 0;
-        for (size_t p = 0; p < r.prompts.size(); ++p) {
-            const size_t n = r.prompts[p].size() * E;
-            std::copy_n(r.input_states.begin() + static_cast<std::ptrdiff_t>(src), n, states.begin() + static_cast<std::ptrdiff_t>(p * L * E));
-            src += n;
-        }
-        ggml_backend_tensor_set(input_states_, states.data(), 0, ggml_nbytes(input_states_));
-    }
+    if (input_states_) ggml_backend_tensor_set(input_states_, r.input_states.data(), 0, ggml_nbytes(input_states_));
     for (size_t i = 0; i < r.deltas.size(); ++i) {
         std::vector<float> m(T, 0.0f);
-        for (const auto & row : r.deltas[i].rows) m[static_cast<size_t>(row_of(row))] = 1.0f;
+        for (const auto & row : r.deltas[i].rows) m[static_cast<size_t>(prompt_start_[static_cast<size_t>(row.prompt)] + row.pos)] = 1.0f;
         ggml_backend_tensor_set(delta_mask_t_[i], m.data(), 0, ggml_nbytes(delta_mask_t_[i]));
         ggml_backend_tensor_set(delta_t_[i], delta_values_[i].data(), 0, ggml_nbytes(delta_t_[i]));
     }
@@ -484,23 +489,14 @@ void GraphRun::read_outputs(GraphResult & result, bool backward) {
         result.kl += ref.weight * kl;
     }
     result.loss = result.nll + result.kl;
-    std::vector<float> padded;
     for (size_t i = 0; i < request_.captures.size(); ++i) {
         ggml_tensor * t = capture_t_[i];
         Capture c;
         c.layer = request_.captures[i].layer;
         c.site = request_.captures[i].site;
         c.width = static_cast<int>(t->ne[0]);
-        padded.resize(static_cast<size_t>(ggml_nelements(t)));
-        ggml_backend_tensor_get(t, padded.data(), 0, ggml_nbytes(t));
-        // Back to prompts concatenated without padding, the layout callers index by token.
-        const size_t W = static_cast<size_t>(c.width), L = static_cast<size_t>(seq_len_);
-        c.values.clear();
-        c.values.reserve(static_cast<size_t>(n_real_tokens_) * W);
-        for (size_t p = 0; p < request_.prompts.size(); ++p) {
-            const auto begin = padded.begin() + static_cast<std::ptrdiff_t>(p * L * W);
-            c.values.insert(c.values.end(), begin, begin + static_cast<std::ptrdiff_t>(request_.prompts[p].size() * W));
-        }
+        c.values.resize(static_cast<size_t>(ggml_nelements(t)));
+        ggml_backend_tensor_get(t, c.values.data(), 0, ggml_nbytes(t));
         result.captures.push_back(std::move(c));
     }
     if (backward) {
