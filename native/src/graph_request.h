@@ -1,7 +1,7 @@
 #pragma once
 // What one evaluation of the own graph computes: a batch of prompts (different lengths, one
-// graph, block-diagonal causal attention), optionally starting at a given layer from given
-// residual states, with F32 deltas added at hook points, low-rank overlays on ffn_down,
+// graph, each prompt attending causally within itself only), optionally starting at a given
+// layer from given residual states, with F32 deltas added at hook points, low-rank overlays on ffn_down,
 // log-probabilities of chosen rows, captured hook states and a loss of weighted target NLL
 // plus weighted KL(reference ‖ model) whose gradient with respect to the deltas is wanted.
 #include <cstdint>

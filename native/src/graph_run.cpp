@@ -192,12 +192,31 @@ ggml_tensor * GraphRun::build_layer(ggml_tensor * inp, int il) {
     q = ggml_rope_ext(ctx, q, positions_, model_.rope_freqs(), hp.n_rot, hp.rope_mode, hp.n_ctx_orig, hp.rope_freq_base, hp.rope_freq_scale, 0.0f, 1.0f, 32.0f, 1.0f);
     k = ggml_rope_ext(ctx, k, positions_, model_.rope_freqs(), hp.n_rot, hp.rope_mode, hp.n_ctx_orig, hp.rope_freq_base, hp.rope_freq_scale, 0.0f, 1.0f, 32.0f, 1.0f);
 
-    ggml_tensor * kq = ggml_mul_mat(ctx, ggml_permute(ctx, k, 0, 2, 1, 3), ggml_permute(ctx, q, 0, 2, 1, 3));  // [T_k, T_q, heads]
+    // Attention per prompt on [head_dim, heads, L, prompts], every prompt padded to the longest
+    // L: cost P·L² instead of (P·L)². Only attention sees the padding; the rest of the layer
+    // runs on the real rows, gathered into the padded layout here and back below.
+    const int64_t L = seq_len_, P = static_cast<int64_t>(request_.prompts.size()), TP = L * P;
+    auto padded = [&](ggml_tensor * t, int64_t heads) {
+        if (pad_ids_) t = ggml_get_rows(ctx, ggml_reshape_2d(ctx, t, hd * heads, T), pad_ids_);
+        // ggml's mul_mat backward cannot reduce a head broadcast when dimension 3 is > 1, so
+        // with GQA and several prompts the K/V heads are repeated explicitly, in the order the
+        // broadcast uses (query head h reads kv head h / (n_head / n_head_kv)).
+        if (heads < hp.n_head && P > 1) {
+            t = ggml_repeat_4d(ctx, ggml_reshape_4d(ctx, t, hd, 1, heads, TP), hd, hp.n_head / heads, heads, TP);
+            heads = hp.n_head;
+        }
+        return ggml_reshape_4d(ctx, t, hd, heads, L, P);
+    };
+    q = padded(q, hp.n_head);
+    k = padded(k, hp.n_head_kv);
+    v = padded(v, hp.n_head_kv);
+    ggml_tensor * kq = ggml_mul_mat(ctx, ggml_permute(ctx, k, 0, 2, 1, 3), ggml_permute(ctx, q, 0, 2, 1, 3));  // [L_k, L_q, heads, prompts]
     ggml_mul_mat_set_prec(kq, GGML_PREC_F32);
     kq = ggml_soft_max_ext(ctx, kq, mask_, hp.kq_scale, 0.0f);
-    ggml_tensor * vt = ggml_cont(ctx, ggml_permute(ctx, v, 1, 2, 0, 3));  // [T_k, hd, kv_heads]
-    ggml_tensor * kqv = ggml_mul_mat(ctx, vt, kq);                          // [hd, T_q, heads]
-    cur = ggml_cont_2d(ctx, ggml_permute(ctx, kqv, 0, 2, 1, 3), hd * hp.n_head, T);
+    ggml_tensor * vt = ggml_cont(ctx, ggml_permute(ctx, v, 1, 2, 0, 3));  // [L_k, hd, heads, prompts]
+    ggml_tensor * kqv = ggml_mul_mat(ctx, vt, kq);                          // [hd, L_q, heads, prompts]
+    cur = ggml_cont_2d(ctx, ggml_permute(ctx, kqv, 0, 2, 1, 3), hd * hp.n_head, TP);
+    if (unpad_ids_) cur = ggml_get_rows(ctx, cur, unpad_ids_);
     cur = hook(linear(w.wo, w.bo, cur), il, Site::AttnOut);
     ggml_tensor * ffn_inp = ggml_add(ctx, cur, x);
 
@@ -221,6 +240,7 @@ void GraphRun::build(bool with_backward) {
     for (const auto & p : r.prompts) {
         prompt_start_.push_back(n_tokens_);
         n_tokens_ += static_cast<int>(p.size());
+        seq_len_ = std::max(seq_len_, static_cast<int>(p.size()));
     }
     // Rows whose logits are needed: requested ones first, then loss rows not yet included.
     std::map<std::pair<int, int>, int> row_index;
@@ -287,7 +307,11 @@ void GraphRun::build(bool with_backward) {
     auto input = [](ggml_tensor * t, const char * name) { ggml_set_name(t, name); ggml_set_input(t); return t; };
     tokens_ = input(ggml_new_tensor_1d(cs, GGML_TYPE_I32, n_tokens_), "tokens");
     positions_ = input(ggml_new_tensor_1d(cs, GGML_TYPE_I32, n_tokens_), "positions");
-    mask_ = input(ggml_new_tensor_2d(cs, GGML_TYPE_F32, n_tokens_, n_tokens_), "kq_mask");
+    mask_ = input(ggml_new_tensor_2d(cs, GGML_TYPE_F32, seq_len_, seq_len_), "kq_mask");
+    if (seq_len_ * static_cast<int>(r.prompts.size()) != n_tokens_) {
+        pad_ids_ = input(ggml_new_tensor_1d(cs, GGML_TYPE_I32, static_cast<int64_t>(seq_len_) * static_cast<int64_t>(r.prompts.size())), "pad_ids");
+        unpad_ids_ = input(ggml_new_tensor_1d(cs, GGML_TYPE_I32, n_tokens_), "unpad_ids");
+    }
     for (RowGroup & g : groups_) {
         const int64_t n = static_cast<int64_t>(g.rows.size());
         g.ids = input(ggml_new_tensor_1d(cs, GGML_TYPE_I32, n), "row_ids");
@@ -375,12 +399,23 @@ void GraphRun::upload_inputs() {
         ggml_backend_tensor_set(iota_, iota.data(), 0, ggml_nbytes(iota_));
     }
     ggml_backend_tensor_set(positions_, positions.data(), 0, ggml_nbytes(positions_));
-    // Block-diagonal causal mask: each prompt attends only to its own earlier tokens.
-    const size_t T = static_cast<size_t>(n_tokens_);
-    std::vector<float> mask(T * T, -std::numeric_limits<float>::infinity());
-    for (size_t p = 0; p < r.prompts.size(); ++p) {
-        const size_t s = static_cast<size_t>(prompt_start_[p]), n = r.prompts[p].size();
-        for (size_t q = 0; q < n; ++q) for (size_t k = 0; k <= q; ++k) mask[(s + q) * T + s + k] = 0.0f;
+    // One causal mask for every prompt: a real query at pos q sees keys 0..q, all real, so
+    // padding keys need no mask of their own, and a padding query sees key 0 at least, so its
+    // softmax stays finite (a NaN there would leak into the backward through 0 · NaN).
+    const size_t T = static_cast<size_t>(n_tokens_), L = static_cast<size_t>(seq_len_);
+    std::vector<float> mask(L * L, -std::numeric_limits<float>::infinity());
+    for (size_t q = 0; q < L; ++q) for (size_t k = 0; k <= q; ++k) mask[q * L + k] = 0.0f;
+    if (pad_ids_) {
+        // Padding row i of prompt p repeats the prompt's last real row: any finite row would
+        // do, since no real row attends to it and the unpadding gather drops its output.
+        std::vector<int32_t> pad(static_cast<size_t>(pad_ids_->ne[0])), unpad(T);
+        for (size_t p = 0; p < r.prompts.size(); ++p) {
+            const size_t s = static_cast<size_t>(prompt_start_[p]), n = r.prompts[p].size();
+            for (size_t i = 0; i < L; ++i) pad[p * L + i] = static_cast<int32_t>(s + std::min(i, n - 1));
+            for (size_t i = 0; i < n; ++i) unpad[s + i] = static_cast<int32_t>(p * L + i);
+        }
+        ggml_backend_tensor_set(pad_ids_, pad.data(), 0, ggml_nbytes(pad_ids_));
+        ggml_backend_tensor_set(unpad_ids_, unpad.data(), 0, ggml_nbytes(unpad_ids_));
     }
     ggml_backend_tensor_set(mask_, mask.data(), 0, ggml_nbytes(mask_));
     for (const RowGroup & g : groups_) {

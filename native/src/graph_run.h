@@ -44,7 +44,8 @@ private:
 
     GraphModel & model_;
     GraphRequest request_;
-    int n_tokens_ = 0;
+    int n_tokens_ = 0;  // all prompts' tokens, without padding
+    int seq_len_ = 0;   // L: attention pads every prompt to the longest
     std::vector<int> prompt_start_;
     std::vector<RowRef> out_rows_;
     // Output rows grouped by loss weight. ggml's cross-entropy backward assumes each label row
@@ -67,6 +68,9 @@ private:
 
     ggml_tensor * tokens_ = nullptr, * positions_ = nullptr, * mask_ = nullptr, * input_states_ = nullptr;
     ggml_tensor * loss_ = nullptr;
+    // Gathers between the real rows and attention's [L, prompts] layout; null when no prompt
+    // needs padding (one prompt, or all of one length), where both layouts are the same.
+    ggml_tensor * pad_ids_ = nullptr, * unpad_ids_ = nullptr;
     ggml_tensor * iota_ = nullptr;  // 0, 1, 2, … for dequantising weights with get_rows
     bool dequantize_weights_ = false;
     std::map<ggml_tensor *, ggml_tensor *> dequantized_;  // weight → its F32 copy

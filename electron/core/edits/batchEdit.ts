@@ -173,9 +173,13 @@ function templateWeights(hp: Pick<BatchHparams, 'contextTemplates'>): number[] {
 
 const promptsPerRun = 64;
 /**
- * Requests whose targets are optimised in one graph. The graph attends over all its tokens with
- * a block-diagonal mask, so its cost grows with the square of the prompts it holds: measured on
- * stories260K, two requests together take twice as long as two apart. One at a time, then.
+ * Requests whose targets are optimised in one graph. Attention is per prompt now (cost linear
+ * in the prompts), so joining no longer costs more, but it saves nothing either: on stories260K
+ * (bench/jointTargets, 10 Adam steps, 1 thread) N requests together took 0.92–1.11× the time of
+ * N apart for N = 1, 2, 4, 8, 16 (16: 4.8 s vs 5.1 s), where the old block-diagonal graph took
+ * 4.4× at N = 4 and 8.3× at N = 8; the batch bench's targets phase took 64 s with 8 per graph
+ * and 68 s with 1. The time goes to per-token work, which joining does not share, while a joint
+ * run stops on the summed loss and so changes each z. One at a time, then.
  */
 const targetsPerRun = 1;
 
