@@ -21,7 +21,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 import { alphaEditProjectors } from '../electron/core/edits/alphaEditProjector.ts';
-import { batchDefaults, batchEdit, batchMethods, type BatchMethod } from '../electron/core/edits/batchEdit.ts';
+import { batchDefaults, batchEdit, batchLayersAt, batchMethods, type BatchMethod } from '../electron/core/edits/batchEdit.ts';
 import { layerStatistics } from '../electron/core/edits/covariance.ts';
 import type { EditMetrics } from '../electron/core/edits/metrics.ts';
 import { romeDefaults } from '../electron/core/edits/rome.ts';
@@ -31,7 +31,7 @@ import { mergedOverlays } from '../electron/core/export/editStack.ts';
 import { sha256OfFile } from '../electron/core/models/modelInfo.ts';
 import { loadNative } from '../electron/core/native/binding.ts';
 import type { GraphOverlay } from '../electron/core/native/graphTypes.ts';
-import { demoModelFiles, demoWorld, shippedDemoModelDir } from '../electron/core/demo/demoModel.ts';
+import { demoModelFiles, demoWorld, shippedDemoModelDir, type DemoModelReport } from '../electron/core/demo/demoModel.ts';
 import { rewriteRequests } from '../electron/core/demo/factWorld.ts';
 import { largestRelativeUpdate, probeStack, qualityProbes, requestMetrics, worldProbeConfig } from '../electron/core/demo/qualityMeasure.ts';
 import {
@@ -59,7 +59,8 @@ if (!fs.existsSync(modelPath) || !fs.existsSync(corpusPath)) {
   process.exit(2);
 }
 const say = (message: string) => console.error(message);
-const worldSeed = (JSON.parse(fs.readFileSync(path.join(modelDir, demoModelFiles.report), 'utf8')) as { seed: number }).seed;
+const trainingReport = JSON.parse(fs.readFileSync(path.join(modelDir, demoModelFiles.report), 'utf8')) as Pick<DemoModelReport, 'seed' | 'editLayer'>;
+const worldSeed = trainingReport.seed;
 const { world, corpus } = demoWorld(worldSeed);
 
 interface Row extends Partial<QualityColumns> {
@@ -93,8 +94,12 @@ await inScratchDir('quality', async (dir) => {
     });
     const source = { modelPath, corpus: corpusPath, statisticsDir: path.join(dir, 'stats'), out: path.join(dir, 'adapters') };
     fs.mkdirSync(source.out, { recursive: true });
-    const rome = romeDefaults(info.nLayer);
-    const hparams = (m: BatchMethod) => batchDefaults(m, info.nLayer, info.nFf);
+    // Every method edits where causal tracing found the recall (recorded in the training report),
+    // as a researcher following ROME and MEMIT would; the depth-scaled defaults miss it on 4 layers.
+    const traced = trainingReport.editLayer.layer;
+    say(`causal tracing put the recall at layer ${traced} (votes ${trainingReport.editLayer.votes.join(', ')})`);
+    const rome = { ...romeDefaults(info.nLayer), layer: traced };
+    const hparams = (m: BatchMethod) => ({ ...batchDefaults(m, info.nLayer, info.nFf), layers: batchLayersAt(m, info.nLayer, traced) });
     const layers = [...new Set([rome.layer, ...batchMethods.flatMap((m) => hparams(m).layers)])].sort((a, b) => a - b);
     say(`second moments of layers ${layers.join(', ')} from ${corpusPath} (not timed)…`);
     await layerStatistics(native, graph, { ...source, seed: 0 }, layers, rome.mom2Ridge);

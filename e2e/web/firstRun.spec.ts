@@ -54,6 +54,9 @@ test.describe('a fresh install', () => {
     expect(targetNew).not.toBe(targetTrue);
     await expect(page.getByLabel('Paraphrases')).not.toHaveValue('');
     await expect(page.getByLabel('Neighbours')).not.toHaveValue('');
+    // ROME's layer is where causal tracing found the demo model's facts when it was built
+    const report = JSON.parse(readFileSync(join(demoDir, 'training-report.json'), 'utf8')) as { editLayer: { layer: number } };
+    await expect(page.getByLabel('Layer', { exact: true })).toHaveValue(String(report.editLayer.layer));
     await snap(page, info, 'edit-demo-fact');
   });
 });

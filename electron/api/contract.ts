@@ -56,6 +56,12 @@ export interface LoadedModel {
   workspace: string;
 }
 
+/** The demo model's ready-made requests, and the layer causal tracing found its facts at. */
+export interface DemoExamples {
+  editLayer: number | null;
+  examples: EditRequestInput[];
+}
+
 export interface EditRequestInput {
   prompt: string;
   subject: string;
@@ -310,8 +316,8 @@ export interface Api {
   loadModel(modelId: number, gpuLayers: number | 'auto' | 'max'): Promise<{ jobId: string }>;
   unloadModel(): Promise<void>;
   loadedModel(): Promise<LoadedModel | null>;
-  /** true facts of the demo world to rewrite, when the loaded model is the demo model; else none */
-  demoExamples(): Promise<EditRequestInput[]>;
+  /** true facts of the demo world to rewrite and where to edit, when the loaded model is the demo model; else none */
+  demoExamples(): Promise<DemoExamples>;
 
   checkRequestDocument(text: string, format: 'json' | 'yaml'): Promise<{ requests: EditRequestInput[]; problems: DocumentProblem[] }>;
   editRequestSchema(): Promise<unknown>;

@@ -4,8 +4,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 
-import type { EditRequestInput } from '../api/contract.ts';
-import { demoModelFiles } from '../core/demo/demoModel.ts';
+import type { DemoExamples, EditRequestInput } from '../api/contract.ts';
+import { demoModelFiles, type DemoModelReport } from '../core/demo/demoModel.ts';
 import { generateFactWorld, rewriteRequests, type GroundTruth } from '../core/demo/factWorld.ts';
 import { listModels as storedModels, offeredDemoModel, rememberDemoModelOffered } from '../core/store/repository.ts';
 import type { BackendContext } from './context.ts';
@@ -52,17 +52,19 @@ export async function offerDemoModel(ctx: BackendContext, dir: string | null): P
 }
 
 // regenerating the world from its seed is cheap but not free; the file is read once per path
-const examplesOf = new Map<string, { signature: string; examples: EditRequestInput[] }>();
+const examplesOf = new Map<string, { signature: string; examples: DemoExamples }>();
 
 /**
  * True facts of the demo world, each with a wrong target, paraphrases and neighbours, when the
  * loaded model is the demo model. The world is regenerated from the seed and options in
- * ground-truth.json beside the model, as the model was trained on it.
+ * ground-truth.json beside the model, as the model was trained on it; the edit layer is the one
+ * causal tracing found when the model was built (training-report.json).
  */
-export function demoExamples(ctx: BackendContext): EditRequestInput[] {
+export function demoExamples(ctx: BackendContext): DemoExamples {
+  const none: DemoExamples = { editLayer: null, examples: [] };
   const loaded = ctx.loaded;
   const offered = offeredDemoModel(ctx.db);
-  if (!loaded || !offered || loaded.record.sha256 !== offered.sha256) return [];
+  if (!loaded || !offered || loaded.record.sha256 !== offered.sha256) return none;
   const truthFile = path.join(path.dirname(loaded.record.path), demoModelFiles.groundTruth);
   try {
     const stat = fs.statSync(truthFile);
@@ -74,14 +76,25 @@ export function demoExamples(ctx: BackendContext): EditRequestInput[] {
     if (world.facts.length !== truth.facts.length || world.facts.some((f, i) => f.subject !== truth.facts[i]!.subject || f.object !== truth.facts[i]!.object)) {
       throw new Error('its facts differ from the world its seed makes (written by another version of Graft?)');
     }
-    const examples = rewriteRequests(world, demoExampleCount, truth.seed).map(({ request: r }) => ({
+    const requests = rewriteRequests(world, demoExampleCount, truth.seed).map(({ request: r }): EditRequestInput => ({
       prompt: r.prompt, subject: r.subject, targetNew: r.targetNew, ...(r.targetTrue ? { targetTrue: r.targetTrue } : {}),
       paraphrases: r.paraphrasePrompts, neighbours: r.neighborhoodPrompts,
     }));
+    const examples: DemoExamples = { editLayer: traceLayer(path.dirname(truthFile)), examples: requests };
     examplesOf.set(truthFile, { signature, examples });
     return examples;
   } catch (error) {
     ctx.logs.push('warn', 'app', `no demo facts to offer: ${truthFile}: ${(error as Error).message}`);
-    return [];
+    return none;
+  }
+}
+
+/** The layer recorded in the training report, or null when the report is missing or older. */
+function traceLayer(dir: string): number | null {
+  try {
+    const report = JSON.parse(fs.readFileSync(path.join(dir, demoModelFiles.report), 'utf8')) as Partial<DemoModelReport>;
+    return Number.isInteger(report.editLayer?.layer) ? report.editLayer!.layer : null;
+  } catch {
+    return null;
   }
 }

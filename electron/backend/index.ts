@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 import type {
-  Api, BatchEditInput, DocumentProblem, EditDetail, EditOptions, EditRequestInput, EditRow, ExportRow, Job, LoadEstimate, LoadedModel, LogLine, Method,
+  Api, BatchEditInput, DemoExamples, DocumentProblem, EditDetail, EditOptions, EditRequestInput, EditRow, ExportRow, Job, LoadEstimate, LoadedModel, LogLine, Method,
   ModelRow, ProbeRunRow, Settings,
 } from '../api/contract.ts';
 import { appRoot } from '../core/appPaths.ts';
@@ -130,7 +130,7 @@ export class Backend implements Api {
     await this.started;
     return loadedModel(this.ctx);
   }
-  async demoExamples(): Promise<EditRequestInput[]> { return demoExamples(this.ctx); }
+  async demoExamples(): Promise<DemoExamples> { return demoExamples(this.ctx); }
 
   async checkRequestDocument(text: string, format: 'json' | 'yaml'): Promise<{ requests: EditRequestInput[]; problems: DocumentProblem[] }> { return checkRequestDocument(text, format); }
   async editRequestSchema(): Promise<unknown> { return editRequestSchema(); }

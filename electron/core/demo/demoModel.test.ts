@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { causalTrace } from '../edits/causalTrace.ts';
+import { suggestEditLayer } from '../edits/causalTrace.ts';
 import { editMetrics } from '../edits/metrics.ts';
 import { romeDefaults } from '../edits/rome.ts';
 import { romeEdit } from '../edits/romeEdit.ts';
@@ -76,15 +76,12 @@ describe('the committed demo model', { skip }, () => {
     const rows: string[] = [];
     let efficacy = 0, paraphrase = 0, kept = 0, neighbours = 0;
     const cases = rewriteRequests(world, 20, 1);
-    // The edit layer is where causal tracing finds the recall (ROME's recipe), not a guess:
-    // the most common suggestion over the first five facts.
+    // The edit layer is where causal tracing finds the recall (ROME's recipe), as the training
+    // report recorded it; tracing again must agree.
     const embeddings = native.readTensor(f32, 'token_embd.weight').values;
-    const suggested: number[] = [];
-    for (const { request } of cases.slice(0, 5)) {
-      suggested.push((await causalTrace(graph, embeddings, { prompt: request.prompt, subject: request.subject, samples: 5 })).suggestedLayer);
-    }
-    const layer = [...new Set(suggested)].sort((a, b) => suggested.filter((x) => x === b).length - suggested.filter((x) => x === a).length)[0]!;
-    console.log(`causal tracing suggests layers ${suggested.join(', ')}: editing layer ${layer}`);
+    const traced = await suggestEditLayer(graph, embeddings, cases.slice(0, 5).map((c) => c.request));
+    assert.equal(traced.layer, report.editLayer.layer, `causal tracing now suggests layer ${traced.layer} (votes ${traced.votes}), the report says ${report.editLayer.layer}`);
+    const layer = report.editLayer.layer;
     for (const { request } of cases) {
       const r = await romeEdit(native, graph, {
         modelPath: f32, request, corpus, statisticsDir: stats, out: stats, hparams: { ...romeDefaults(graph.info.nLayer), layer },

@@ -5,10 +5,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 import { appRoot, unpackedPath } from '../appPaths.ts';
+import { suggestEditLayer, type LayerSuggestion } from '../edits/causalTrace.ts';
 import { openGraphModel } from '../engine/graphModel.ts';
 import type { GraftNative, TrainShape } from '../native/binding.ts';
 import { trainBpe } from './bpeTokenizer.ts';
-import { generateFactWorld, groundTruth, trainingCorpus, type FactWorld } from './factWorld.ts';
+import { generateFactWorld, groundTruth, rewriteRequests, trainingCorpus, type FactWorld } from './factWorld.ts';
 import { gpt2VocabularyKv } from './gpt2Vocabulary.ts';
 import { parameterCount } from './initialWeights.ts';
 import { knowledgeCheck, type KnowledgeReport } from './knowledgeCheck.ts';
@@ -35,6 +36,9 @@ export function demoModelConfig(seed = demoModelSeed, steps?: number): DemoModel
   };
 }
 
+/** Facts traced to choose the edit layer. */
+const editLayerTraces = 5;
+
 export const demoModelFiles = {
   f32: 'graft-demo-facts.f32.gguf',
   q8_0: 'graft-demo-facts.q8_0.gguf',
@@ -57,7 +61,9 @@ export interface DemoModelReport {
   vocabulary: number;
   corpus: { sentences: number; characters: number; facts: number };
   training: { seconds: number; epochs: number; threads: number; finalLoss: number; curve: { step: number; loss: number }[] };
-  knowledge: Record<TrainedModelType, Omit<KnowledgeReport, 'misses'> & { misses: KnowledgeReport['misses'] }>;
+  knowledge: Record<TrainedModelType, KnowledgeReport>;
+  /** Where to edit this model: causal tracing of the first rewrites' prompts. */
+  editLayer: LayerSuggestion;
   files: Record<TrainedModelType, { name: string; bytes: number }>;
 }
 
@@ -98,6 +104,7 @@ export async function buildDemoModel(native: GraftNative, o: BuildDemoOptions): 
   };
   const files = {} as DemoModelReport['files'];
   const knowledge = {} as DemoModelReport['knowledge'];
+  let editLayer: LayerSuggestion | undefined;
   for (const type of ['f32', 'q8_0'] as const) {
     const name = demoModelFiles[type];
     const file = path.join(o.outDir, name);
@@ -109,6 +116,11 @@ export async function buildDemoModel(native: GraftNative, o: BuildDemoOptions): 
     const graph = await openGraphModel(native, file, { threads });
     try {
       knowledge[type] = await knowledgeCheck(graph, world);
+      if (type === 'f32') {
+        o.onStage?.('tracing where the model recalls its facts');
+        const embeddings = trained.weights['token_embd.weight']!;
+        editLayer = await suggestEditLayer(graph, embeddings, rewriteRequests(world, editLayerTraces, 1).map((c) => c.request));
+      }
     } finally {
       graph.dispose();
     }
@@ -126,6 +138,7 @@ export async function buildDemoModel(native: GraftNative, o: BuildDemoOptions): 
       finalLoss: trained.curve.at(-1)?.loss ?? NaN, curve: trained.curve,
     },
     knowledge,
+    editLayer: editLayer!,
     files,
   };
   fs.writeFileSync(path.join(o.outDir, demoModelFiles.report), `${JSON.stringify(report, null, 1)}\n`);

@@ -49,6 +49,18 @@ function spreadLayers(nLayer: number): number[] {
   return Array.from({ length: last - first + 1 }, (_, i) => first + i);
 }
 
+/**
+ * The layers a method edits when causal tracing located the recall at `first`: EMMET that layer,
+ * MEMIT and AlphaEdit a window as long as their default one, starting there (kept inside the model).
+ */
+export function batchLayersAt(method: BatchMethod, nLayer: number, first: number): number[] {
+  if (!Number.isInteger(first) || first < 0 || first >= nLayer) throw new Error(`layer ${first} is out of range (the model has ${nLayer} layers)`);
+  if (method === 'emmet') return [first];
+  const length = spreadLayers(nLayer).length;
+  const start = Math.max(0, Math.min(first, nLayer - length));
+  return Array.from({ length }, (_, i) => start + i);
+}
+
 /** n_ff of Llama-2-7B, the model EasyEdit's λ values were chosen for. */
 const publishedWidth = 11008;
 

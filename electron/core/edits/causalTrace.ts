@@ -128,3 +128,20 @@ function splitOnSubject(prompt: string, subject: string): [string, string] {
   if (at < 0) throw new Error(`the subject '${subject}' does not occur in the prompt "${prompt}"; mark it with {} or fix the spelling`);
   return [prompt.slice(0, at), prompt.slice(at + subject.length)];
 }
+
+export interface LayerSuggestion {
+  /** The layer most prompts' traces suggest (the lower one on a tie). */
+  layer: number;
+  /** Each prompt's suggestion, in order. */
+  votes: number[];
+}
+
+/** ROME's recipe for choosing where to edit a model: trace several facts, take the most common suggestion. */
+export async function suggestEditLayer(graph: NativeGraphModel, embeddings: Float32Array, prompts: { prompt: string; subject: string }[], samples = 5): Promise<LayerSuggestion> {
+  if (prompts.length === 0) throw new Error('tracing needs at least one prompt');
+  const votes: number[] = [];
+  for (const p of prompts) votes.push((await causalTrace(graph, embeddings, { prompt: p.prompt, subject: p.subject, samples })).suggestedLayer);
+  const count = (l: number) => votes.filter((v) => v === l).length;
+  const layer = [...new Set(votes)].sort((a, b) => count(b) - count(a) || a - b)[0]!;
+  return { layer, votes };
+}
