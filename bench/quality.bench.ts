@@ -31,7 +31,7 @@ import { mergedOverlays } from '../electron/core/export/editStack.ts';
 import { sha256OfFile } from '../electron/core/models/modelInfo.ts';
 import { loadNative } from '../electron/core/native/binding.ts';
 import type { GraphOverlay } from '../electron/core/native/graphTypes.ts';
-import { demoModelFiles, demoWorld, shippedDemoModelDir, type DemoModelReport } from '../electron/core/demo/demoModel.ts';
+import { demoEditSettings, demoModelFiles, demoWorld, shippedDemoModelDir, type DemoModelReport } from '../electron/core/demo/demoModel.ts';
 import { rewriteRequests } from '../electron/core/demo/factWorld.ts';
 import { largestRelativeUpdate, probeStack, qualityProbes, requestMetrics, worldProbeConfig } from '../electron/core/demo/qualityMeasure.ts';
 import {
@@ -98,7 +98,7 @@ await inScratchDir('quality', async (dir) => {
     // as a researcher following ROME and MEMIT would; the depth-scaled defaults miss it on 4 layers.
     const traced = trainingReport.editLayer.layer;
     say(`causal tracing put the recall at layer ${traced} (votes ${trainingReport.editLayer.votes.join(', ')})`);
-    const rome = { ...romeDefaults(info.nLayer), layer: traced };
+    const rome = { ...romeDefaults(info.nLayer), ...demoEditSettings(trainingReport) };
     const hparams = (m: BatchMethod) => ({ ...batchDefaults(m, info.nLayer, info.nFf), layers: batchLayersAt(m, info.nLayer, traced) });
     const layers = [...new Set([rome.layer, ...batchMethods.flatMap((m) => hparams(m).layers)])].sort((a, b) => a - b);
     say(`second moments of layers ${layers.join(', ')} from ${corpusPath} (not timed)…`);

@@ -56,9 +56,9 @@ export interface LoadedModel {
   workspace: string;
 }
 
-/** The demo model's ready-made requests, and the layer causal tracing found its facts at. */
+/** The demo model's ready-made requests, and ROME's settings for it (the layer causal tracing found its facts at). */
 export interface DemoExamples {
-  editLayer: number | null;
+  settings: { layer: number; vSteps: number } | null;
   examples: EditRequestInput[];
 }
 

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 import type { DemoExamples, EditRequestInput } from '../api/contract.ts';
-import { demoModelFiles, type DemoModelReport } from '../core/demo/demoModel.ts';
+import { demoEditSettings, demoModelFiles, type DemoModelReport } from '../core/demo/demoModel.ts';
 import { generateFactWorld, rewriteRequests, type GroundTruth } from '../core/demo/factWorld.ts';
 import { listModels as storedModels, offeredDemoModel, rememberDemoModelOffered } from '../core/store/repository.ts';
 import type { BackendContext } from './context.ts';
@@ -61,7 +61,7 @@ const examplesOf = new Map<string, { signature: string; examples: DemoExamples }
  * causal tracing found when the model was built (training-report.json).
  */
 export function demoExamples(ctx: BackendContext): DemoExamples {
-  const none: DemoExamples = { editLayer: null, examples: [] };
+  const none: DemoExamples = { settings: null, examples: [] };
   const loaded = ctx.loaded;
   const offered = offeredDemoModel(ctx.db);
   if (!loaded || !offered || loaded.record.sha256 !== offered.sha256) return none;
@@ -80,7 +80,7 @@ export function demoExamples(ctx: BackendContext): DemoExamples {
       prompt: r.prompt, subject: r.subject, targetNew: r.targetNew, ...(r.targetTrue ? { targetTrue: r.targetTrue } : {}),
       paraphrases: r.paraphrasePrompts, neighbours: r.neighborhoodPrompts,
     }));
-    const examples: DemoExamples = { editLayer: traceLayer(path.dirname(truthFile)), examples: requests };
+    const examples: DemoExamples = { settings: recordedSettings(path.dirname(truthFile)), examples: requests };
     examplesOf.set(truthFile, { signature, examples });
     return examples;
   } catch (error) {
@@ -89,11 +89,11 @@ export function demoExamples(ctx: BackendContext): DemoExamples {
   }
 }
 
-/** The layer recorded in the training report, or null when the report is missing or older. */
-function traceLayer(dir: string): number | null {
+/** ROME's settings from the training report's traced layer, or null when the report is missing or older. */
+function recordedSettings(dir: string): DemoExamples['settings'] {
   try {
     const report = JSON.parse(fs.readFileSync(path.join(dir, demoModelFiles.report), 'utf8')) as Partial<DemoModelReport>;
-    return Number.isInteger(report.editLayer?.layer) ? report.editLayer!.layer : null;
+    return report.editLayer && Number.isInteger(report.editLayer.layer) ? demoEditSettings({ editLayer: report.editLayer }) : null;
   } catch {
     return null;
   }

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { describe, test } from 'node:test';
 
 import type { Job } from '../api/contract.ts';
-import { demoModelFiles, shippedDemoModelDir, type DemoModelReport } from '../core/demo/demoModel.ts';
+import { demoEditSettings, demoModelFiles, shippedDemoModelDir, type DemoModelReport } from '../core/demo/demoModel.ts';
 import type { GroundTruth } from '../core/demo/factWorld.ts';
 import { loadNative } from '../core/native/binding.ts';
 import { openDatabase } from '../core/store/database.ts';
@@ -49,10 +49,11 @@ describe('the shipped demo model', { skip }, () => {
       assert.deepEqual(loads.map((j) => j.state), ['done'], loads[0]?.error ?? '');
       assert.equal((await backend.loadedModel())?.modelId, models[0]!.id);
 
-      const { editLayer, examples } = await backend.demoExamples();
+      const { settings, examples } = await backend.demoExamples();
       assert.equal(examples.length, demoExampleCount);
       const report = JSON.parse(fs.readFileSync(path.join(demo, demoModelFiles.report), 'utf8')) as DemoModelReport;
-      assert.equal(editLayer, report.editLayer.layer, 'the edit layer causal tracing found when the model was built');
+      assert.deepEqual(settings, demoEditSettings(report), 'the edit layer causal tracing found when the model was built');
+      assert.equal(settings!.layer, report.editLayer.layer);
       const truth = JSON.parse(fs.readFileSync(path.join(demo, demoModelFiles.groundTruth), 'utf8')) as GroundTruth;
       for (const e of examples) {
         assert.match(e.prompt, /\{\}/);
@@ -85,10 +86,10 @@ describe('the shipped demo model', { skip }, () => {
       assert.deepEqual((await second.listModels()).map((m) => [m.id, m.demo]), [[row!.id, true], [own.id, false]]);
       assert.deepEqual(await loadsDone(second), [], 'the researcher has a model of their own: nothing is loaded for them');
       assert.equal(await second.loadedModel(), null);
-      assert.deepEqual(await second.demoExamples(), { editLayer: null, examples: [] }, 'no demo facts without the demo model loaded');
+      assert.deepEqual(await second.demoExamples(), { settings: null, examples: [] }, 'no demo facts without the demo model loaded');
       await second.loadModel(own.id, 0);
       await loadsDone(second);
-      assert.deepEqual(await second.demoExamples(), { editLayer: null, examples: [] }, 'nor for another model');
+      assert.deepEqual(await second.demoExamples(), { settings: null, examples: [] }, 'nor for another model');
     } finally {
       await second.close();
     }
@@ -128,7 +129,7 @@ describe('the shipped demo model', { skip }, () => {
     try {
       assert.deepEqual(await backend.listModels(), []);
       assert.equal(await backend.loadedModel(), null);
-      assert.deepEqual(await backend.demoExamples(), { editLayer: null, examples: [] });
+      assert.deepEqual(await backend.demoExamples(), { settings: null, examples: [] });
       const lines = (await backend.recentLogs()).filter((l) => /demo model/.test(l.text));
       assert.deepEqual(lines.map((l) => [l.level, l.text]), [['warn', `the demo model is not at ${path.join(empty, demoModelFiles.f32)}, so none is offered; \`graft demo-model --out ${empty}\` builds it`]]);
     } finally {

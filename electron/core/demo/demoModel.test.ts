@@ -16,7 +16,7 @@ import { greedyCompletion, withModel } from '../models/nodeLlamaProbe.ts';
 import { loadNative, type GraftNative } from '../native/binding.ts';
 import type { NativeGraphModel } from '../native/graphTypes.ts';
 import { tempDir } from '../testing/fixtures.ts';
-import { buildDemoModel, demoModelFiles, demoWorld, shippedDemoModelDir, type DemoModelReport } from './demoModel.ts';
+import { buildDemoModel, demoEditSettings, demoModelFiles, demoWorld, shippedDemoModelDir, type DemoModelReport } from './demoModel.ts';
 import { factPrompts, groundTruth, rewriteRequests } from './factWorld.ts';
 import { knowledgeCheck } from './knowledgeCheck.ts';
 
@@ -79,12 +79,11 @@ describe('the committed demo model', { skip }, () => {
     // The edit layer is where causal tracing finds the recall (ROME's recipe), as the training
     // report recorded it; tracing again must agree.
     const embeddings = native.readTensor(f32, 'token_embd.weight').values;
-    const traced = await suggestEditLayer(graph, embeddings, cases.slice(0, 5).map((c) => c.request));
+    const traced = await suggestEditLayer(graph, embeddings, cases.slice(0, 9).map((c) => c.request));
     assert.equal(traced.layer, report.editLayer.layer, `causal tracing now suggests layer ${traced.layer} (votes ${traced.votes}), the report says ${report.editLayer.layer}`);
-    const layer = report.editLayer.layer;
     for (const { request } of cases) {
       const r = await romeEdit(native, graph, {
-        modelPath: f32, request, corpus, statisticsDir: stats, out: stats, hparams: { ...romeDefaults(graph.info.nLayer), layer },
+        modelPath: f32, request, corpus, statisticsDir: stats, out: stats, hparams: { ...romeDefaults(graph.info.nLayer), ...demoEditSettings(report) },
       });
       const m = await editMetrics(graph, request, [{ layer: r.layer, rank: 1, u: r.u, v: r.v }]);
       efficacy += m.efficacy.probabilityScore;

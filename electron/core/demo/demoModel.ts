@@ -36,8 +36,17 @@ export function demoModelConfig(seed = demoModelSeed, steps?: number): DemoModel
   };
 }
 
+/**
+ * ROME's settings for the demo model: the layer causal tracing found, and twice the published
+ * 25 v* steps. The demo model is far surer of its facts than a web-trained LLM (a new target
+ * starts near P = 1e-7), so v* needs more steps to get there; early stopping ends most runs sooner.
+ */
+export function demoEditSettings(report: Pick<DemoModelReport, 'editLayer'>): { layer: number; vSteps: number } {
+  return { layer: report.editLayer.layer, vSteps: 50 };
+}
+
 /** Facts traced to choose the edit layer. */
-const editLayerTraces = 5;
+const editLayerTraces = 9;
 
 export const demoModelFiles = {
   f32: 'graft-demo-facts.f32.gguf',
