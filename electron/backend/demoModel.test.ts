@@ -24,7 +24,7 @@ const skip = ['f32', 'groundTruth'].every((k) => fs.existsSync(path.join(shipped
 function demoDir(): string {
   const dir = path.join(tempDir(), 'demo-model');
   fs.mkdirSync(dir);
-  for (const f of [demoModelFiles.f32, demoModelFiles.groundTruth]) fs.copyFileSync(path.join(shipped, f), path.join(dir, f));
+  for (const f of [demoModelFiles.f32, demoModelFiles.groundTruth, demoModelFiles.report]) fs.copyFileSync(path.join(shipped, f), path.join(dir, f));
   return dir;
 }
 

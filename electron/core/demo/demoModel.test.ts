@@ -17,6 +17,7 @@ import { loadNative, type GraftNative } from '../native/binding.ts';
 import type { NativeGraphModel } from '../native/graphTypes.ts';
 import { tempDir } from '../testing/fixtures.ts';
 import { buildDemoModel, demoEditSettings, demoModelFiles, demoWorld, shippedDemoModelDir, type DemoModelReport } from './demoModel.ts';
+import { trainBpe } from './bpeTokenizer.ts';
 import { factPrompts, groundTruth, rewriteRequests } from './factWorld.ts';
 import { knowledgeCheck } from './knowledgeCheck.ts';
 
@@ -39,6 +40,21 @@ describe('the committed demo model', { skip }, () => {
     const { world, corpus } = demoWorld(report.seed);
     assert.deepEqual(JSON.parse(fs.readFileSync(path.join(dir, demoModelFiles.groundTruth), 'utf8')), groundTruth(world));
     assert.deepEqual(fs.readFileSync(path.join(dir, demoModelFiles.corpus), 'utf8').trimEnd().split('\n'), corpus);
+  });
+
+  test('llama.cpp tokenizes every corpus sentence as the trained BPE does, and the pieces spell it back', () => {
+    const report = readReport();
+    const { corpus } = demoWorld(report.seed);
+    const bpe = trainBpe(corpus, report.config.vocabSize);
+    assert.equal(bpe.size, graph.info.nVocab);
+    for (const sentence of corpus) {
+      const ours = bpe.encode(sentence);
+      const theirs = Array.from(graph.tokenize(sentence, false));
+      assert.deepEqual(theirs, ours, sentence);
+      assert.equal(theirs.map((t) => graph.tokenPiece(t)).join(''), sentence);
+      assert.equal(bpe.decode(ours), sentence);
+    }
+    assert.deepEqual(Array.from(graph.tokenize(corpus[0]!, true)).slice(0, 1), [bpe.bos], 'llama.cpp adds our BOS');
   });
 
   test('node-llama-cpp loads both files and completes a fact greedily', async () => {
