@@ -14,7 +14,8 @@
 // shipped English probe set it never saw), avoiding the edited subjects; KL prompts ask
 // facts of unedited subjects. Second moments come from the same corpus.
 // `npm run bench -- quality [--json] [--n N] [--methods rome,memit,emmet,alphaedit]
-//   [--sequence 1,10,100,1000|none] [--seed S] [--batch-size B] [--budget-min M] [--model-dir D]`
+//   [--sequence 1,10,100,1000|none] [--seed S] [--batch-size B] [--budget-min M] [--model-dir D]
+//   [--nullspace-threshold X]`
 // The full sequence to 1000 on every method takes longer than the default budget allows:
 // raise --budget-min (e.g. 60) for it.
 import fs from 'node:fs';
@@ -50,6 +51,8 @@ const rewriteSeed = Number(arg('--seed') ?? 1);
 const batchSize = Number(arg('--batch-size') ?? 10);
 const budgetSeconds = Number(arg('--budget-min') ?? 8) * 60;
 const modelDir = arg('--model-dir') ?? shippedDemoModelDir();
+// AlphaEdit's published threshold is absolute (eigenvalues of C below it span the null space)
+const nullspaceThreshold = arg('--nullspace-threshold') === undefined ? undefined : Number(arg('--nullspace-threshold'));
 for (const m of methods) if (!methodNames.includes(m)) { console.error(`unknown method ${m}; use ${methodNames.join(', ')}`); process.exit(2); }
 if (!(askedN >= 1) || points.some((p) => !Number.isInteger(p) || p < 1)) { console.error('--n and the --sequence points must be whole numbers ≥ 1'); process.exit(2); }
 const modelPath = path.join(modelDir, demoModelFiles.f32);
@@ -99,7 +102,10 @@ await inScratchDir('quality', async (dir) => {
     const traced = trainingReport.editLayer.layer;
     say(`causal tracing put the recall at layer ${traced} (votes ${trainingReport.editLayer.votes.join(', ')})`);
     const rome = { ...romeDefaults(info.nLayer), ...demoEditSettings(trainingReport) };
-    const hparams = (m: BatchMethod) => ({ ...batchDefaults(m, info.nLayer, info.nFf), layers: batchLayersAt(m, info.nLayer, traced) });
+    const hparams = (m: BatchMethod) => ({
+      ...batchDefaults(m, info.nLayer, info.nFf), layers: batchLayersAt(m, info.nLayer, traced),
+      ...(m === 'alphaedit' && nullspaceThreshold !== undefined ? { nullspaceThreshold } : {}),
+    });
     const layers = [...new Set([rome.layer, ...batchMethods.flatMap((m) => hparams(m).layers)])].sort((a, b) => a - b);
     say(`second moments of layers ${layers.join(', ')} from ${corpusPath} (not timed)…`);
     await layerStatistics(native, graph, { ...source, seed: 0 }, layers, rome.mom2Ridge);
