@@ -4,9 +4,8 @@
 import { test, expect, type Page } from '@playwright/test';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startGraft, type GraftServer } from './graftServer.ts';
-import { makeTinyModel } from '../models.ts';
-import { go, importModel, loadModel, snap } from '../flows.ts';
+import { startWithTinyModel, type GraftServer } from './graftServer.ts';
+import { go, snap } from '../flows.ts';
 
 test.describe.configure({ mode: 'serial' });
 
@@ -14,13 +13,7 @@ let server: GraftServer;
 let page: Page;
 
 test.beforeAll(async ({ browser }) => {
-  // this spec imports and loads its own model into an empty data folder
-  server = await startGraft({ demoModel: false });
-  const model = makeTinyModel(join(server.workDir, 'tiny-llama.gguf'));
-  page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
-  await page.goto(server.url);
-  await importModel(page, model);
-  await loadModel(page, 'tiny-llama.gguf');
+  ({ server, page } = await startWithTinyModel(browser, 900));
 });
 test.afterAll(async () => {
   await page?.close();

@@ -5,7 +5,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { root } from '../models.ts';
+import type { Browser, Page } from '@playwright/test';
+import { importModel, loadModel } from '../flows.ts';
+import { makeTinyModel, root } from '../models.ts';
 
 const graft = join(root, 'bin', 'graft.js');
 
@@ -78,4 +80,15 @@ function printedUrl(child: ChildProcess): Promise<string> {
     });
     child.once('exit', (code) => fail(`graft serve exited with code ${code} before it was ready`));
   });
+}
+
+/** A server on an empty data folder (no demo model) with a tiny model of the spec's own imported and loaded in a new page. */
+export async function startWithTinyModel(browser: Browser, viewportHeight: number): Promise<{ server: GraftServer; page: Page }> {
+  const server = await startGraft({ demoModel: false });
+  const model = makeTinyModel(join(server.workDir, 'tiny-llama.gguf'));
+  const page = await browser.newPage({ viewport: { width: 1400, height: viewportHeight } });
+  await page.goto(server.url);
+  await importModel(page, model);
+  await loadModel(page, 'tiny-llama.gguf');
+  return { server, page };
 }

@@ -272,6 +272,17 @@ describe('bad input gives a one-line error, a failure exit code and no output fi
     assert.equal(fs.readFileSync(out).subarray(0, 4).toString(), 'GGUF');
   });
 
+  test('demo-model never replaces a model without --force and refuses bad numbers, writing nothing', () => {
+    const dir = tempDir();
+    fs.writeFileSync(path.join(dir, 'ground-truth.json'), 'precious');
+    assertOneLineError(graft(['demo-model', '--out', dir]), /already holds ground-truth\.json; choose another --out or add --force/);
+    assert.equal(fs.readFileSync(path.join(dir, 'ground-truth.json'), 'utf8'), 'precious');
+    const empty = tempDir();
+    assertOneLineError(graft(['demo-model', '--out', empty, '--steps', '0']), /--steps must be at least 1/);
+    assertOneLineError(graft(['demo-model', '--out', empty, '--seed', 'x']), /--seed must be an integer/);
+    assert.deepEqual(filesIn(empty), []);
+  });
+
   test('an unknown native variant is named', () => {
     assertOneLineError(graft(['info', '/nonexistent.gguf'], { GRAFT_NATIVE_VARIANT: 'gpu' }), /GRAFT_NATIVE_VARIANT must be one of cpu, cuda, vulkan, got 'gpu'/);
   });
