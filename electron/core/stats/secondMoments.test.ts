@@ -88,8 +88,21 @@ describe('second moments', () => {
       const [single] = await computeSecondMoments(native, { ...common, layers: [layer], outDir: tempDir() });
       assert.deepEqual(single!.matrix, both.find((m) => m.layer === layer)!.matrix);
     }
-    const again = await computeSecondMoments(native, { ...common, layers: [0, 1], outDir: dirBoth });
+    // a cache hit must not load the model again (every edit asks for its layers' moments)
+    let sessions = 0;
+    const counting = new Proxy(native, {
+      get: (target, name, receiver) => name === 'openLlamaSession'
+        ? (...args: unknown[]) => { sessions++; return (target.openLlamaSession as (...a: unknown[]) => unknown)(...args); }
+        : Reflect.get(target, name, receiver),
+    });
+    const again = await computeSecondMoments(counting, { ...common, layers: [0, 1], outDir: dirBoth });
     assert.ok(again.every((m) => m.cached));
+    assert.equal(sessions, 0, 'the cached moments were found without opening the model');
+    const counted = await computeSecondMoments(counting, { ...common, tokenCount: both[0]!.n, layers: [1], outDir: dirBoth });
+    assert.equal(sessions, 0, 'a token count given with the request finds the cache without tokenising');
+    assert.deepEqual(counted[0]!.matrix, both[0]!.matrix);
+    await computeSecondMoments(counting, { ...common, tokenCount: both[0]!.n - 1, layers: [1], outDir: tempDir() });
+    assert.equal(sessions, 1, 'a request the cache does not hold computes');
     assert.deepEqual(again[0]!.matrix, both[1]!.matrix);
     assert.equal(filesIn(dirBoth).length, 2, `only the two final files remain: ${filesIn(dirBoth)}`);
   });

@@ -67,7 +67,21 @@ export async function computeSecondMoments(native: GraftNative, options: SecondM
   const corpusBytes = fs.readFileSync(options.corpus);
   const text = corpusBytes.toString('utf8');
   if (text.trim() === '') throw new Error(`the corpus ${options.corpus} is empty; give a text file with some text`);
+  if (options.tokenCount !== undefined && (!Number.isInteger(options.tokenCount) || options.tokenCount < 1)) {
+    throw new Error(`the token count must be a positive integer, got ${options.tokenCount}`);
+  }
   if (signal?.aborted) throw abortError(signal);
+  const modelSha256 = await sha256OfFile(options.model);
+  const corpusSha256 = createHash('sha256').update(corpusBytes).digest('hex');
+  const keyOf = (tokenCount: number) => (layer: number): MomentsKey => ({ modelSha256, corpusSha256, layer, tokenCount, contextSize });
+
+  // Every edit asks for its layer's moments; when all are on disk, loading the model only to
+  // count the corpus's tokens again would cost more than the edit's solve.
+  const knownCount = options.tokenCount ?? corpusTokenCounts.get(`${modelSha256}:${corpusSha256}`);
+  if (knownCount !== undefined) {
+    const cached = cachedLayers(options.outDir, layers, keyOf(knownCount));
+    if (cached.size === layers.length) return layers.map((l) => cached.get(l)!);
+  }
 
   const session = await openLlamaSession(native, options.model, { contextSize, threads: options.threads, gpuLayers: options.gpuLayers });
   try {
@@ -77,29 +91,17 @@ export async function computeSecondMoments(native: GraftNative, options: SecondM
     // Whole text with the vocabulary's special tokens, as llama.cpp's perplexity tool does;
     // each chunk's first token is then replaced by BOS in the addon.
     const all = session.tokenize(text, true);
+    corpusTokenCounts.set(`${modelSha256}:${corpusSha256}`, all.length);
     let tokenCount = all.length;
     if (options.tokenCount !== undefined) {
-      if (!Number.isInteger(options.tokenCount) || options.tokenCount < 1) throw new Error(`the token count must be a positive integer, got ${options.tokenCount}`);
       if (options.tokenCount > all.length) {
         throw new Error(`the corpus ${options.corpus} has only ${all.length} tokens, fewer than the ${options.tokenCount} asked for; lower the token count or omit it to use the whole corpus`);
       }
       tokenCount = options.tokenCount;
     }
-    const modelSha256 = await sha256OfFile(options.model);
-    const corpusSha256 = createHash('sha256').update(corpusBytes).digest('hex');
-    const keyOf = (layer: number): MomentsKey => ({ modelSha256, corpusSha256, layer, tokenCount, contextSize });
-
-    const done = new Map<number, LayerMoments>();
-    const todo = [];
-    for (const layer of layers) {
-      const { file, checkpoint } = momentsPaths(options.outDir, keyOf(layer));
-      if (fs.existsSync(file)) {
-        const { header, matrix } = readMomentsFile(file, keyOf(layer));
-        done.set(layer, { layer, n: header.n, nFf: header.nFf, matrix, file, cached: true, resumedFrom: 0, key: keyOf(layer) });
-      } else {
-        todo.push({ layer, file, checkpoint });
-      }
-    }
+    const key = keyOf(tokenCount);
+    const done = cachedLayers(options.outDir, layers, key);
+    const todo = layers.filter((l) => !done.has(l)).map((layer) => ({ layer, ...momentsPaths(options.outDir, key(layer)) }));
     if (todo.length > 0) {
       const job = session.secondMoments(all.subarray(0, tokenCount), {
         layers: todo, modelSha256, corpusSha256, checkpointSeconds: options.checkpointSeconds,
@@ -110,14 +112,29 @@ export async function computeSecondMoments(native: GraftNative, options: SecondM
       const outcome = await job.done.finally(() => signal?.removeEventListener('abort', onAbort));
       if (outcome.cancelled) throw abortError(signal ?? AbortSignal.abort());
       for (const l of outcome.layers) {
-        const { header, matrix } = readMomentsFile(l.file, keyOf(l.layer));
-        done.set(l.layer, { layer: l.layer, n: header.n, nFf: header.nFf, matrix, file: l.file, cached: false, resumedFrom: l.resumedFrom, key: keyOf(l.layer) });
+        const { header, matrix } = readMomentsFile(l.file, key(l.layer));
+        done.set(l.layer, { layer: l.layer, n: header.n, nFf: header.nFf, matrix, file: l.file, cached: false, resumedFrom: l.resumedFrom, key: key(l.layer) });
       }
     }
     return layers.map((l) => done.get(l)!);
   } finally {
     session.dispose();
   }
+}
+
+/** Whole-corpus token counts per (model, corpus) sha256 pair, learned when a corpus is first tokenised. */
+const corpusTokenCounts = new Map<string, number>();
+
+function cachedLayers(outDir: string, layers: number[], keyOf: (layer: number) => MomentsKey): Map<number, LayerMoments> {
+  const found = new Map<number, LayerMoments>();
+  for (const layer of layers) {
+    const key = keyOf(layer);
+    const { file } = momentsPaths(outDir, key);
+    if (!fs.existsSync(file)) continue;
+    const { header, matrix } = readMomentsFile(file, key);
+    found.set(layer, { layer, n: header.n, nFf: header.nFf, matrix, file, cached: true, resumedFrom: 0, key });
+  }
+  return found;
 }
 
 /** Trace of a row-major square matrix (a quick fingerprint for logs and the CLI). */
