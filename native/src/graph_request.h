@@ -65,6 +65,11 @@ struct GraphRequest {
     std::vector<CaptureSpec> captures;
     std::vector<TargetTerm> targets;
     std::vector<ReferenceTerm> references;
+    // Tokens before a prompt's first delta row and first output row do not depend on the
+    // deltas: take their keys and values from one forward run and compute only the rest in
+    // every step (see GraphRun::create). Only runs with gradients use it; ignored with
+    // captures or all logits.
+    bool reuse_prefix = false;
 };
 
 struct Capture {
@@ -80,6 +85,7 @@ struct GraphResult {
     std::vector<float> logprobs;  // rows × n_vocab
     std::vector<Capture> captures;
     double nll = 0, kl = 0, loss = 0;  // loss = nll + kl (weights applied)
+    int computed_tokens = 0;           // tokens the graph computed (fewer than the prompts' with a reused prefix)
     std::vector<std::vector<float>> gradients;  // d loss / d delta, per delta (backward only)
 };
 

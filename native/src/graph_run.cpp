@@ -38,8 +38,50 @@ int graph_size_for(int n_layer) { return 4096 + 512 * n_layer; }
 
 }  // namespace
 
-GraphRun::GraphRun(GraphModel & model, const GraphRequest & request, bool with_backward) : model_(model), request_(request) {
+namespace {
+
+// Per prompt: the tokens before its first delta row and its first output row, which no delta
+// can reach (attention is causal). At least the last token stays computed.
+std::vector<int> frozen_lengths(const GraphRequest & r) {
+    std::vector<int> f;
+    for (const auto & p : r.prompts) f.push_back(static_cast<int>(p.size()) - 1);
+    auto limit = [&](const RowRef & row) {  // a row outside the prompts is refused later, by validate
+        if (row.prompt >= 0 && row.prompt < static_cast<int>(f.size())) f[static_cast<size_t>(row.prompt)] = std::max(0, std::min(f[static_cast<size_t>(row.prompt)], row.pos));
+    };
+    for (const auto & d : r.deltas) for (const auto & row : d.rows) limit(row);
+    for (const auto & row : r.logit_rows) limit(row);
+    for (const auto & t : r.targets) limit(t.row);
+    for (const auto & ref : r.references) limit(ref.row);
+    return f;
+}
+
+}  // namespace
+
+std::unique_ptr<GraphRun> GraphRun::create(GraphModel & model, const GraphRequest & request, bool with_backward) {
+    // a forward pass alone gains nothing: the prefix pass would cost as much as the run
+    if (!with_backward || !request.reuse_prefix || !request.captures.empty() || request.all_logits) return std::make_unique<GraphRun>(model, request, with_backward);
+    std::vector<int> lengths = frozen_lengths(request);
+    if (std::all_of(lengths.begin(), lengths.end(), [](int n) { return n == 0; })) return std::make_unique<GraphRun>(model, request, with_backward);
+    // The prefixes' keys and values do not depend on the deltas, so a run without them gives them.
+    GraphRequest plain = request;
+    plain.deltas.clear();
+    plain.targets.clear();
+    plain.references.clear();
+    plain.logit_rows.clear();
+    plain.reuse_prefix = false;
+    FrozenPrefix frozen;
+    {
+        GraphRun prefix_run(model, plain, false, GraphRunOptions{nullptr, true, with_backward});
+        prefix_run.compute(false);
+        frozen = prefix_run.captured_prefix(lengths);
+    }
+    return std::make_unique<GraphRun>(model, request, with_backward, GraphRunOptions{&frozen, false, false});
+}
+
+GraphRun::GraphRun(GraphModel & model, const GraphRequest & request, bool with_backward, const GraphRunOptions & options)
+    : model_(model), request_(request), capture_kv_(options.capture_kv), weights_as_backward_(with_backward || options.weights_as_backward) {
     validate();
+    if (options.frozen) frozen_values_ = *options.frozen;
     if (with_backward && request_.deltas.empty()) throw GraftError("gradients need at least one delta to differentiate with respect to");
     if (with_backward && request_.targets.empty() && request_.references.empty()) {
         throw GraftError("gradients need a loss: give target tokens or reference distributions");
@@ -192,30 +234,50 @@ ggml_tensor * GraphRun::build_layer(ggml_tensor * inp, int il) {
     q = ggml_rope_ext(ctx, q, positions_, model_.rope_freqs(), hp.n_rot, hp.rope_mode, hp.n_ctx_orig, hp.rope_freq_base, hp.rope_freq_scale, 0.0f, 1.0f, 32.0f, 1.0f);
     k = ggml_rope_ext(ctx, k, positions_, model_.rope_freqs(), hp.n_rot, hp.rope_mode, hp.n_ctx_orig, hp.rope_freq_base, hp.rope_freq_scale, 0.0f, 1.0f, 32.0f, 1.0f);
 
+    if (capture_kv_) {
+        v = ggml_cont(ctx, v);  // v is a reshape view; an output must own its data
+        ggml_set_output(k);
+        ggml_set_output(v);
+        kv_capture_t_.emplace_back(k, v);
+    }
+
     // Attention per prompt on [head_dim, heads, L, prompts], every prompt padded to the longest
     // L: cost P·L² instead of (P·L)². Only attention sees the padding; the rest of the layer
-    // runs on the real rows, gathered into the padded layout here and back below.
-    const int64_t L = seq_len_, P = static_cast<int64_t>(request_.prompts.size()), TP = L * P;
-    auto padded = [&](ggml_tensor * t, int64_t heads) {
-        if (pad_ids_) t = ggml_get_rows(ctx, ggml_reshape_2d(ctx, t, hd * heads, T), pad_ids_);
+    // runs on the real rows, gathered into the padded layout here and back below. With frozen
+    // prefixes the queries are the computed rows (Lq) and the keys the whole prompts (Lk).
+    const int64_t Lq = seq_len_, Lk = key_len_, P = static_cast<int64_t>(request_.prompts.size());
+    auto per_prompt = [&](ggml_tensor * t, int64_t heads, int64_t len) {  // t: [hd · heads, len · P]
         // ggml's mul_mat backward cannot reduce a head broadcast when dimension 3 is > 1, so
         // with GQA and several prompts the K/V heads are repeated explicitly, in the order the
         // broadcast uses (query head h reads kv head h / (n_head / n_head_kv)).
         if (heads < hp.n_head && P > 1) {
-            t = ggml_repeat_4d(ctx, ggml_reshape_4d(ctx, t, hd, 1, heads, TP), hd, hp.n_head / heads, heads, TP);
+            t = ggml_repeat_4d(ctx, ggml_reshape_4d(ctx, t, hd, 1, heads, len * P), hd, hp.n_head / heads, heads, len * P);
             heads = hp.n_head;
         }
-        return ggml_reshape_4d(ctx, t, hd, heads, L, P);
+        return ggml_reshape_4d(ctx, t, hd, heads, len, P);
     };
-    q = padded(q, hp.n_head);
-    k = padded(k, hp.n_head_kv);
-    v = padded(v, hp.n_head_kv);
-    ggml_tensor * kq = ggml_mul_mat(ctx, ggml_permute(ctx, k, 0, 2, 1, 3), ggml_permute(ctx, q, 0, 2, 1, 3));  // [L_k, L_q, heads, prompts]
+    auto rows_of = [&](ggml_tensor * t, int64_t heads) { return ggml_reshape_2d(ctx, t, hd * heads, T); };
+    auto queries = [&](ggml_tensor * t, int64_t heads) {
+        ggml_tensor * rows = rows_of(t, heads);
+        return per_prompt(pad_ids_ ? ggml_get_rows(ctx, rows, pad_ids_) : rows, heads, Lq);
+    };
+    auto keys = [&](ggml_tensor * t, ggml_tensor * frozen) {
+        if (!frozen) return queries(t, hp.n_head_kv);
+        ggml_tensor * computed = ggml_mul(ctx, ggml_get_rows(ctx, rows_of(t, hp.n_head_kv), key_act_ids_), key_act_mask_);
+        return per_prompt(ggml_add(ctx, computed, ggml_mul(ctx, ggml_get_rows(ctx, frozen, key_fr_ids_), key_fr_mask_)), hp.n_head_kv, Lk);
+    };
+    const size_t computed_layer = static_cast<size_t>(il - request_.from_layer);
+    ggml_tensor * frozen_k = n_frozen_ > 0 ? frozen_kv_t_[computed_layer].first : nullptr;
+    ggml_tensor * frozen_v = n_frozen_ > 0 ? frozen_kv_t_[computed_layer].second : nullptr;
+    q = queries(q, hp.n_head);
+    k = keys(k, frozen_k);
+    v = keys(v, frozen_v);
+    ggml_tensor * kq = ggml_mul_mat(ctx, ggml_permute(ctx, k, 0, 2, 1, 3), ggml_permute(ctx, q, 0, 2, 1, 3));  // [Lk, Lq, heads, prompts]
     ggml_mul_mat_set_prec(kq, GGML_PREC_F32);
     kq = ggml_soft_max_ext(ctx, kq, mask_, hp.kq_scale, 0.0f);
-    ggml_tensor * vt = ggml_cont(ctx, ggml_permute(ctx, v, 1, 2, 0, 3));  // [L_k, hd, heads, prompts]
-    ggml_tensor * kqv = ggml_mul_mat(ctx, vt, kq);                          // [hd, L_q, heads, prompts]
-    cur = ggml_cont_2d(ctx, ggml_permute(ctx, kqv, 0, 2, 1, 3), hd * hp.n_head, TP);
+    ggml_tensor * vt = ggml_cont(ctx, ggml_permute(ctx, v, 1, 2, 0, 3));  // [Lk, hd, heads, prompts]
+    ggml_tensor * kqv = ggml_mul_mat(ctx, vt, kq);                          // [hd, Lq, heads, prompts]
+    cur = ggml_cont_2d(ctx, ggml_permute(ctx, kqv, 0, 2, 1, 3), hd * hp.n_head, Lq * P);
     if (unpad_ids_) cur = ggml_get_rows(ctx, cur, unpad_ids_);
     cur = hook(linear(w.wo, w.bo, cur), il, Site::AttnOut);
     ggml_tensor * ffn_inp = ggml_add(ctx, cur, x);
@@ -237,10 +299,15 @@ void GraphRun::build(bool with_backward) {
     const GraphHparams & hp = model_.hparams();
     const auto & r = request_;
     prompt_start_.clear();
-    for (const auto & p : r.prompts) {
+    frozen_ = frozen_values_.lengths.empty() ? std::vector<int>(r.prompts.size(), 0) : frozen_values_.lengths;
+    for (size_t p = 0; p < r.prompts.size(); ++p) {
+        const int n = static_cast<int>(r.prompts[p].size());
         prompt_start_.push_back(n_tokens_);
-        n_tokens_ += static_cast<int>(p.size());
-        seq_len_ = std::max(seq_len_, static_cast<int>(p.size()));
+        frozen_start_.push_back(n_frozen_);
+        n_frozen_ += frozen_[p];
+        n_tokens_ += n - frozen_[p];
+        seq_len_ = std::max(seq_len_, n - frozen_[p]);
+        key_len_ = std::max(key_len_, n);
     }
     // Rows whose logits are needed: requested ones first, then loss rows not yet included.
     std::map<std::pair<int, int>, int> row_index;
@@ -296,7 +363,7 @@ void GraphRun::build(bool with_backward) {
 
     const int graph_size = graph_size_for(hp.n_layer);
     {
-        const size_t n_static = 16 + 2 * r.deltas.size() + 2 * r.overlays.size() + 2 * static_cast<size_t>(graph_size);
+        const size_t n_static = 16 + 2 * r.deltas.size() + 2 * r.overlays.size() + 2 * static_cast<size_t>(hp.n_layer) + 2 * static_cast<size_t>(graph_size);
         ggml_init_params params{ggml_tensor_overhead() * n_static, nullptr, true};
         ctx_static_ = ggml_init(params);
         ggml_init_params cparams{ggml_tensor_overhead() * static_cast<size_t>(graph_size) * 6 + ggml_graph_overhead_custom(static_cast<size_t>(graph_size), true) * 3, nullptr, true};
@@ -307,7 +374,20 @@ void GraphRun::build(bool with_backward) {
     auto input = [](ggml_tensor * t, const char * name) { ggml_set_name(t, name); ggml_set_input(t); return t; };
     tokens_ = input(ggml_new_tensor_1d(cs, GGML_TYPE_I32, n_tokens_), "tokens");
     positions_ = input(ggml_new_tensor_1d(cs, GGML_TYPE_I32, n_tokens_), "positions");
-    mask_ = input(ggml_new_tensor_2d(cs, GGML_TYPE_F32, seq_len_, seq_len_), "kq_mask");
+    const int64_t P = static_cast<int64_t>(r.prompts.size());
+    // with frozen prefixes each prompt has its own mask: its queries start at its own position
+    mask_ = input(n_frozen_ > 0 ? ggml_new_tensor_4d(cs, GGML_TYPE_F32, key_len_, seq_len_, 1, P) : ggml_new_tensor_2d(cs, GGML_TYPE_F32, seq_len_, seq_len_), "kq_mask");
+    if (n_frozen_ > 0) {
+        key_act_ids_ = input(ggml_new_tensor_1d(cs, GGML_TYPE_I32, key_len_ * P), "key_computed_ids");
+        key_fr_ids_ = input(ggml_new_tensor_1d(cs, GGML_TYPE_I32, key_len_ * P), "key_frozen_ids");
+        key_act_mask_ = input(ggml_new_tensor_2d(cs, GGML_TYPE_F32, 1, key_len_ * P), "key_computed_mask");
+        key_fr_mask_ = input(ggml_new_tensor_2d(cs, GGML_TYPE_F32, 1, key_len_ * P), "key_frozen_mask");
+        const int64_t width = static_cast<int64_t>(hp.head_dim) * hp.n_head_kv;
+        for (int il = r.from_layer; il < hp.n_layer; ++il) {
+            frozen_kv_t_.emplace_back(input(ggml_new_tensor_2d(cs, GGML_TYPE_F32, width, n_frozen_), "frozen_k"),
+                                      input(ggml_new_tensor_2d(cs, GGML_TYPE_F32, width, n_frozen_), "frozen_v"));
+        }
+    }
     if (seq_len_ * static_cast<int>(r.prompts.size()) != n_tokens_) {
         pad_ids_ = input(ggml_new_tensor_1d(cs, GGML_TYPE_I32, static_cast<int64_t>(seq_len_) * static_cast<int64_t>(r.prompts.size())), "pad_ids");
         unpad_ids_ = input(ggml_new_tensor_1d(cs, GGML_TYPE_I32, n_tokens_), "unpad_ids");
@@ -333,7 +413,7 @@ void GraphRun::build(bool with_backward) {
         overlay_t_.emplace_back(v, u);
     }
     capture_t_.assign(r.captures.size(), nullptr);
-    dequantize_weights_ = with_backward && model_.dequantize_for_backward();
+    dequantize_weights_ = weights_as_backward_ && model_.dequantize_for_backward();
     if (dequantize_weights_) {
         const int64_t longest = std::max<int64_t>({hp.n_ff, hp.n_embd, static_cast<int64_t>(hp.head_dim) * hp.n_head, hp.n_vocab});
         iota_ = input(ggml_new_tensor_1d(cs, GGML_TYPE_I32, longest), "iota");
@@ -343,6 +423,10 @@ void GraphRun::build(bool with_backward) {
     for (int il = r.from_layer; il < hp.n_layer; ++il) cur = build_layer(cur, il);
     gf_ = ggml_new_graph_custom(ctx_compute_, static_cast<size_t>(graph_size), with_backward);
     for (ggml_tensor * c : capture_t_) if (c) ggml_build_forward_expand(gf_, c);
+    for (const auto & [k, v] : kv_capture_t_) {
+        ggml_build_forward_expand(gf_, k);
+        ggml_build_forward_expand(gf_, v);
+    }
     if (!groups_.empty()) {
         ggml_tensor * h = ggml_mul(ctx_compute_, ggml_rms_norm(ctx_compute_, cur, hp.rms_eps), model_.output_norm());
         for (RowGroup & g : groups_) {
@@ -386,9 +470,9 @@ void GraphRun::upload_inputs() {
     const GraphHparams & hp = model_.hparams();
     const auto & r = request_;
     std::vector<int32_t> tokens, positions;
-    for (const auto & p : r.prompts) {
-        for (size_t i = 0; i < p.size(); ++i) {
-            tokens.push_back(p[i]);
+    for (size_t p = 0; p < r.prompts.size(); ++p) {
+        for (size_t i = static_cast<size_t>(frozen_[p]); i < r.prompts[p].size(); ++i) {
+            tokens.push_back(r.prompts[p][i]);
             positions.push_back(static_cast<int32_t>(i));
         }
     }
@@ -399,20 +483,57 @@ void GraphRun::upload_inputs() {
         ggml_backend_tensor_set(iota_, iota.data(), 0, ggml_nbytes(iota_));
     }
     ggml_backend_tensor_set(positions_, positions.data(), 0, ggml_nbytes(positions_));
-    // One causal mask for every prompt: a real query at pos q sees keys 0..q, all real, so
-    // padding keys need no mask of their own, and a padding query sees key 0 at least, so its
-    // softmax stays finite (a NaN there would leak into the backward through 0 · NaN).
-    const size_t T = static_cast<size_t>(n_tokens_), L = static_cast<size_t>(seq_len_);
-    std::vector<float> mask(L * L, -std::numeric_limits<float>::infinity());
-    for (size_t q = 0; q < L; ++q) for (size_t k = 0; k <= q; ++k) mask[q * L + k] = 0.0f;
+    const size_t T = static_cast<size_t>(n_tokens_), Lq = static_cast<size_t>(seq_len_), Lk = static_cast<size_t>(key_len_), P = r.prompts.size();
+    const auto computed = [&](size_t p) { return r.prompts[p].size() - static_cast<size_t>(frozen_[p]); };
+    // A real query at position q sees keys 0..q, all real, so padding keys need no mask of
+    // their own, and a padding query sees key 0 at least, so its softmax stays finite (a NaN
+    // there would leak into the backward through 0 · NaN).
+    std::vector<float> mask;
+    const float blocked = -std::numeric_limits<float>::infinity();
+    if (n_frozen_ == 0) {
+        mask.assign(Lq * Lq, blocked);
+        for (size_t q = 0; q < Lq; ++q) for (size_t k = 0; k <= q; ++k) mask[q * Lq + k] = 0.0f;
+    } else {
+        mask.assign(P * Lq * Lk, blocked);
+        for (size_t p = 0; p < P; ++p) {
+            for (size_t i = 0; i < Lq; ++i) {
+                const size_t last = i < computed(p) ? static_cast<size_t>(frozen_[p]) + i : 0;
+                for (size_t k = 0; k <= last; ++k) mask[(p * Lq + i) * Lk + k] = 0.0f;
+            }
+        }
+        std::vector<int32_t> act(P * Lk), fr(P * Lk, 0);
+        std::vector<float> act_mask(P * Lk, 0.0f), fr_mask(P * Lk, 0.0f);
+        for (size_t p = 0; p < P; ++p) {
+            const size_t f = static_cast<size_t>(frozen_[p]), s = static_cast<size_t>(prompt_start_[p]);
+            for (size_t k = 0; k < Lk; ++k) {
+                const size_t slot = p * Lk + k;
+                if (k < f) {
+                    fr[slot] = frozen_start_[p] + static_cast<int32_t>(k);
+                    fr_mask[slot] = 1.0f;
+                    act[slot] = static_cast<int32_t>(s);
+                } else {
+                    act[slot] = static_cast<int32_t>(s + std::min(k - f, computed(p) - 1));
+                    act_mask[slot] = 1.0f;
+                }
+            }
+        }
+        ggml_backend_tensor_set(key_act_ids_, act.data(), 0, ggml_nbytes(key_act_ids_));
+        ggml_backend_tensor_set(key_fr_ids_, fr.data(), 0, ggml_nbytes(key_fr_ids_));
+        ggml_backend_tensor_set(key_act_mask_, act_mask.data(), 0, ggml_nbytes(key_act_mask_));
+        ggml_backend_tensor_set(key_fr_mask_, fr_mask.data(), 0, ggml_nbytes(key_fr_mask_));
+        for (size_t l = 0; l < frozen_kv_t_.size(); ++l) {
+            ggml_backend_tensor_set(frozen_kv_t_[l].first, frozen_values_.k[l].data(), 0, ggml_nbytes(frozen_kv_t_[l].first));
+            ggml_backend_tensor_set(frozen_kv_t_[l].second, frozen_values_.v[l].data(), 0, ggml_nbytes(frozen_kv_t_[l].second));
+        }
+    }
     if (pad_ids_) {
-        // Padding row i of prompt p repeats the prompt's last real row: any finite row would
+        // Padding row i of prompt p repeats the prompt's last computed row: any finite row would
         // do, since no real row attends to it and the unpadding gather drops its output.
         std::vector<int32_t> pad(static_cast<size_t>(pad_ids_->ne[0])), unpad(T);
-        for (size_t p = 0; p < r.prompts.size(); ++p) {
-            const size_t s = static_cast<size_t>(prompt_start_[p]), n = r.prompts[p].size();
-            for (size_t i = 0; i < L; ++i) pad[p * L + i] = static_cast<int32_t>(s + std::min(i, n - 1));
-            for (size_t i = 0; i < n; ++i) unpad[s + i] = static_cast<int32_t>(p * L + i);
+        for (size_t p = 0; p < P; ++p) {
+            const size_t s = static_cast<size_t>(prompt_start_[p]), n = computed(p);
+            for (size_t i = 0; i < Lq; ++i) pad[p * Lq + i] = static_cast<int32_t>(s + std::min(i, n - 1));
+            for (size_t i = 0; i < n; ++i) unpad[s + i] = static_cast<int32_t>(p * Lq + i);
         }
         ggml_backend_tensor_set(pad_ids_, pad.data(), 0, ggml_nbytes(pad_ids_));
         ggml_backend_tensor_set(unpad_ids_, unpad.data(), 0, ggml_nbytes(unpad_ids_));
@@ -420,14 +541,29 @@ void GraphRun::upload_inputs() {
     ggml_backend_tensor_set(mask_, mask.data(), 0, ggml_nbytes(mask_));
     for (const RowGroup & g : groups_) {
         std::vector<int32_t> ids;
-        for (int row : g.rows) ids.push_back(prompt_start_[static_cast<size_t>(out_rows_[static_cast<size_t>(row)].prompt)] + out_rows_[static_cast<size_t>(row)].pos);
+        for (int row : g.rows) ids.push_back(active_row(out_rows_[static_cast<size_t>(row)]));
         ggml_backend_tensor_set(g.ids, ids.data(), 0, ggml_nbytes(g.ids));
         if (g.labels_t) ggml_backend_tensor_set(g.labels_t, g.labels.data(), 0, ggml_nbytes(g.labels_t));
     }
-    if (input_states_) ggml_backend_tensor_set(input_states_, r.input_states.data(), 0, ggml_nbytes(input_states_));
+    if (input_states_) {
+        if (n_frozen_ == 0) {
+            ggml_backend_tensor_set(input_states_, r.input_states.data(), 0, ggml_nbytes(input_states_));
+        } else {
+            const size_t E = static_cast<size_t>(hp.n_embd);
+            std::vector<float> states;
+            states.reserve(T * E);
+            size_t full_start = 0;
+            for (size_t p = 0; p < P; ++p) {
+                const auto first = r.input_states.begin() + static_cast<std::ptrdiff_t>((full_start + static_cast<size_t>(frozen_[p])) * E);
+                states.insert(states.end(), first, first + static_cast<std::ptrdiff_t>(computed(p) * E));
+                full_start += r.prompts[p].size();
+            }
+            ggml_backend_tensor_set(input_states_, states.data(), 0, ggml_nbytes(input_states_));
+        }
+    }
     for (size_t i = 0; i < r.deltas.size(); ++i) {
         std::vector<float> m(T, 0.0f);
-        for (const auto & row : r.deltas[i].rows) m[static_cast<size_t>(prompt_start_[static_cast<size_t>(row.prompt)] + row.pos)] = 1.0f;
+        for (const auto & row : r.deltas[i].rows) m[static_cast<size_t>(active_row(row))] = 1.0f;
         ggml_backend_tensor_set(delta_mask_t_[i], m.data(), 0, ggml_nbytes(delta_mask_t_[i]));
         ggml_backend_tensor_set(delta_t_[i], delta_values_[i].data(), 0, ggml_nbytes(delta_t_[i]));
     }
@@ -438,6 +574,30 @@ void GraphRun::upload_inputs() {
         for (int j = 0; j < o.rank; ++j) for (int e = 0; e < hp.n_embd; ++e) ut[static_cast<size_t>(e) * o.rank + j] = o.scale * o.u[static_cast<size_t>(j) * hp.n_embd + e];
         ggml_backend_tensor_set(overlay_t_[i].second, ut.data(), 0, ggml_nbytes(overlay_t_[i].second));
     }
+}
+
+int GraphRun::active_row(const RowRef & row) const {
+    const size_t p = static_cast<size_t>(row.prompt);
+    return prompt_start_[p] + row.pos - frozen_[p];
+}
+
+FrozenPrefix GraphRun::captured_prefix(const std::vector<int> & lengths) const {
+    FrozenPrefix out;
+    out.lengths = lengths;
+    const size_t width = static_cast<size_t>(model_.hparams().head_dim) * static_cast<size_t>(model_.hparams().n_head_kv);
+    std::vector<float> all(static_cast<size_t>(n_tokens_) * width);
+    for (const auto & [k, v] : kv_capture_t_) {
+        for (auto [tensor, into] : {std::make_pair(k, &out.k), std::make_pair(v, &out.v)}) {
+            ggml_backend_tensor_get(tensor, all.data(), 0, ggml_nbytes(tensor));
+            std::vector<float> rows;
+            for (size_t p = 0; p < lengths.size(); ++p) {
+                const auto first = all.begin() + static_cast<std::ptrdiff_t>(static_cast<size_t>(prompt_start_[p]) * width);
+                rows.insert(rows.end(), first, first + static_cast<std::ptrdiff_t>(static_cast<size_t>(lengths[p]) * width));
+            }
+            into->push_back(std::move(rows));
+        }
+    }
+    return out;
 }
 
 void GraphRun::set_delta(size_t index, const std::vector<float> & values) {
@@ -463,6 +623,7 @@ void GraphRun::read_outputs(GraphResult & result, bool backward) {
     const GraphHparams & hp = model_.hparams();
     const int V = hp.n_vocab;
     result.n_vocab = V;
+    result.computed_tokens = n_tokens_;
     result.rows = out_rows_;
     result.logprobs.resize(out_rows_.size() * static_cast<size_t>(V));
     std::vector<float> logits;

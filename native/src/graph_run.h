@@ -14,9 +14,27 @@
 
 namespace graft {
 
+// The leading tokens of each prompt that a run does not compute, and their attention keys
+// and values at every computed layer, taken from a run that did.
+struct FrozenPrefix {
+    std::vector<int> lengths;               // per prompt
+    std::vector<std::vector<float>> k, v;   // per computed layer: frozen rows × head_dim · n_head_kv
+};
+
+// frozen: prefixes not to compute; capture_kv: keep every computed layer's keys and values;
+// weights_as_backward: read weights as a run with gradients would (the F32 copies of quantised
+// ones), so a prefix pass matches the run it serves.
+struct GraphRunOptions {
+    const FrozenPrefix * frozen = nullptr;
+    bool capture_kv = false;
+    bool weights_as_backward = false;
+};
+
 class GraphRun {
 public:
-    GraphRun(GraphModel & model, const GraphRequest & request, bool with_backward);
+    // The run of a request; with request.reuse_prefix, first a forward pass for the frozen prefixes.
+    static std::unique_ptr<GraphRun> create(GraphModel & model, const GraphRequest & request, bool with_backward);
+    GraphRun(GraphModel & model, const GraphRequest & request, bool with_backward, const GraphRunOptions & options = {});
     ~GraphRun();
     GraphRun(const GraphRun &) = delete;
     GraphRun & operator=(const GraphRun &) = delete;
@@ -41,12 +59,26 @@ private:
     ggml_tensor * build_layer(ggml_tensor * inp, int il);
     void upload_inputs();
     void read_outputs(GraphResult & result, bool backward);
+    FrozenPrefix captured_prefix(const std::vector<int> & lengths) const;
+    int active_row(const RowRef & row) const;
 
     GraphModel & model_;
     GraphRequest request_;
-    int n_tokens_ = 0;  // all prompts' tokens, without padding
-    int seq_len_ = 0;   // L: attention pads every prompt to the longest
-    std::vector<int> prompt_start_;
+    int n_tokens_ = 0;  // computed tokens of all prompts, without padding
+    int seq_len_ = 0;   // queries: attention pads every prompt's computed tokens to the longest
+    int key_len_ = 0;   // keys: the longest prompt, frozen prefix included
+    std::vector<int> prompt_start_;  // first computed row of each prompt
+    std::vector<int> frozen_;        // per prompt: leading tokens not computed
+    std::vector<int> frozen_start_;  // first row of each prompt's prefix among the frozen rows
+    int n_frozen_ = 0;
+    FrozenPrefix frozen_values_;
+    bool capture_kv_ = false;
+    bool weights_as_backward_ = false;
+    std::vector<std::pair<ggml_tensor *, ggml_tensor *>> kv_capture_t_;  // per computed layer: k [hd, kv heads, T], v [hd · kv heads, T]
+    std::vector<std::pair<ggml_tensor *, ggml_tensor *>> frozen_kv_t_;   // per computed layer, [hd · kv heads, frozen rows]
+    // Keys and values of attention's [key_len, prompts] slots: computed rows where the mask is
+    // 1, frozen rows where it is 0 (mul by a 0/1 mask keeps both gathers differentiable).
+    ggml_tensor * key_act_ids_ = nullptr, * key_fr_ids_ = nullptr, * key_act_mask_ = nullptr, * key_fr_mask_ = nullptr;
     std::vector<RowRef> out_rows_;
     // Output rows grouped by loss weight. ggml's cross-entropy backward assumes each label row
     // sums to 1 and weighs rows equally, so each group gets its own logits and loss op with

@@ -84,6 +84,7 @@ GraphRequest request_from_js(const Napi::Value & v) {
     const auto rows = array_of(o.Get("logitRows"), "logitRows");
     for (uint32_t i = 0; i < rows.Length(); ++i) r.logit_rows.push_back(row_of(rows.Get(i), "logitRows[]"));
     r.all_logits = o.Get("allLogits").ToBoolean().Value();
+    r.reuse_prefix = o.Get("reusePrefix").ToBoolean().Value();
     const auto captures = array_of(o.Get("captures"), "captures");
     for (uint32_t i = 0; i < captures.Length(); ++i) {
         const auto c = captures.Get(i).As<Napi::Object>();
@@ -153,6 +154,7 @@ Napi::Object result_to_js(Napi::Env env, const GraphResult & r) {
     o.Set("nll", r.nll);
     o.Set("kl", r.kl);
     o.Set("loss", r.loss);
+    o.Set("computedTokens", r.computed_tokens);
     auto grads = Napi::Array::New(env, r.gradients.size());
     for (size_t i = 0; i < r.gradients.size(); ++i) grads.Set(static_cast<uint32_t>(i), to_f32(env, r.gradients[i]));
     o.Set("gradients", grads);
@@ -257,7 +259,8 @@ public:
     Napi::Promise promise() { return deferred_.Promise(); }
     void Execute(const ExecutionProgress & progress) override {
         try {
-            GraphRun run(owner_->model(), request_, true);
+            std::unique_ptr<GraphRun> created = GraphRun::create(owner_->model(), request_, true);
+            GraphRun & run = *created;
             result_ = run.optimize(adam_, [&](const StepReport & s) {
                 steps_.push_back(s);
                 progress.Send(&s, 1);
@@ -314,7 +317,7 @@ Napi::Value JsGraphModel::Run(const Napi::CallbackInfo & info) {
         std::shared_ptr<GraphModel> model = model_;
         auto shared = std::make_shared<GraphRequest>(std::move(request));
         return PromiseWorker<GraphResult>::start(info.Env(),
-            [model, shared, backward] { return GraphRun(*model, *shared, backward).compute(backward); },
+            [model, shared, backward] { return GraphRun::create(*model, *shared, backward)->compute(backward); },
             [](Napi::Env env, GraphResult & r) -> Napi::Value { return result_to_js(env, r); },
             [this] { busy = false; }, Value());
     });

@@ -231,6 +231,8 @@ export async function optimizeValues(
     })),
     targets: targets.map(({ item: _, ...t }) => t),
     references: hp.klFactor > 0 ? essenceRows.map((row, i) => ({ ...row, logprobs: reference.slice(i * V, (i + 1) * V), weight: hp.klFactor })) : [],
+    // the context prefix and the subject before its last token are the same in every step
+    reusePrefix: true,
   };
   const valueNorms = items.map((item) => norm(item.start.value));
   const adam: AdamOptions = {

@@ -43,6 +43,13 @@ export interface GraphRequest {
   targets?: (RowRef & { token: number; weight?: number })[];
   /** weight · KL(reference ‖ model) at row; logprobs has n_vocab entries. */
   references?: (RowRef & { logprobs: Float32Array; weight?: number })[];
+  /**
+   * Compute each prompt only from its first delta or output row on, taking the earlier tokens'
+   * attention keys and values from one forward pass (they cannot depend on the deltas). The same
+   * results, fewer tokens per Adam step. Only runs with gradients (and optimize) use it; ignored
+   * with captures or allLogits.
+   */
+  reusePrefix?: boolean;
 }
 
 export interface GraphCapture {
@@ -62,6 +69,8 @@ export interface GraphResult {
   nll: number;
   kl: number;
   loss: number;
+  /** Tokens the graph computed: fewer than the prompts hold when a prefix was reused. */
+  computedTokens: number;
   /** d loss / d delta for each delta (only with backward). */
   gradients: Float32Array[];
 }
