@@ -105,7 +105,7 @@ describe('batch edits through the API', () => {
   test('the workspace\'s runs are listed with their curves, each point there as soon as its batch is measured', async () => {
     const seen: Promise<BatchRunRow[]>[] = [];
     // the listing as it stands at every historyChanged (the store is read before the call returns)
-    const unsubscribe = backend.subscribe((event) => { if (event === 'historyChanged') seen.push(backend.listBatchRuns()); });
+    const unsubscribe = backend.subscribe((event, ..._data) => { if (event === 'historyChanged') seen.push(backend.listBatchRuns()); });
     const { jobId } = await backend.startBatchEdit({
       method: 'memit', requests: facts, batchSize: 2, sequential: true, curve: true, options: { layers: [1], vSteps: 2, statisticsTokens: 256, probes: true, autoDisable: false },
     });
