@@ -141,6 +141,19 @@ export interface ResultSummary extends Omit<RequestScores, 'pNew' | 'pTrue'> {
   requests: number;
 }
 
+/** After a batch of a run: the requests edited so far, measured on the stack as it then stood. */
+export interface CurvePoint {
+  edits: number;
+  /** share of the requests so far whose prompt prefers the new target */
+  efficacy: number;
+  /** mean P(new) over them */
+  pNew: number;
+  /** sentence perplexity ÷ the base model's (null when the run measured no probes) */
+  sentencePplRatio: number | null;
+  /** largest ‖W + ΔW‖/‖W‖ over the edited layers */
+  normGrowth: number | null;
+}
+
 export interface BatchEditResult {
   runId: number;
   /** an interrupted run of the same requests and settings was continued */
@@ -150,8 +163,27 @@ export interface BatchEditResult {
   /** every request, measured right after its own batch, in order */
   results: RequestResult[];
   summary: ResultSummary;
-  /** per batch (with `curve`): requests edited so far, their efficacy on the current stack, sentence-perplexity ratio */
-  curve: { edits: number; efficacy: number; pNew: number; sentencePplRatio: number | null; normGrowth: number | null }[];
+  /** per batch (with `curve`), the points of an interrupted earlier attempt included */
+  curve: CurvePoint[];
+}
+
+/** A batch or sequential run of the loaded model's workspace (the app's or `graft edit --requests`), with its stored curve. */
+export interface BatchRunRow {
+  id: number;
+  method: EditMethod;
+  /** the request file's name (a list run from the editor is kept as a file named by its content) */
+  fileName: string;
+  requestCount: number;
+  batchSize: number;
+  sequential: boolean;
+  status: 'running' | 'done' | 'failed' | 'cancelled';
+  error: string | null;
+  createdAt: string;
+  finishedAt: string | null;
+  batches: number;
+  batchesDone: number;
+  /** one point per measured batch, in batch order; none when the run was made without `curve` */
+  curve: (CurvePoint & { batchIndex: number })[];
 }
 
 /** A problem in a request document, for an editor marker (1-based lines and columns). */
@@ -336,6 +368,8 @@ export interface Api {
   setTags(editId: number, tags: string[]): Promise<void>;
 
   listProbeRuns(): Promise<ProbeRunRow[]>;
+  /** the workspace's batch and sequential runs, oldest first, each with its curve */
+  listBatchRuns(): Promise<BatchRunRow[]>;
   /** starts a 'probe' job on the workspace's enabled edits; the result is a ProbeRunRow */
   startProbes(options: { corpus?: string; kl?: boolean }): Promise<{ jobId: string }>;
   /** starts a 'hard-cases' job from an edit; the result is HardCaseRow[] */

@@ -77,6 +77,7 @@ describe('settings and imports', () => {
     fs.writeFileSync(path.join(dir, 'notes.gguf'), 'these are notes, not a model');
     await assert.rejects(backend.importModel(path.join(dir, 'notes.gguf')), /is not a GGUF file/);
     assert.deepEqual(await backend.listModels(), []);
+    assert.deepEqual(await backend.listBatchRuns(), [], 'no model loaded, no workspace, no runs');
     await assert.rejects(backend.startEdit({ prompt: '{} is', subject: 'x', targetNew: 'y' }, {}), /load a model first/);
     // the file dialog belongs to the desktop shell; the web mode says to type the path
     await assert.rejects(backend.chooseModelFile(), (e: Error & { code?: string }) => e.code === 'not-available' && /type the path/.test(e.message));

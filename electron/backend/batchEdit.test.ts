@@ -1,12 +1,13 @@
 // Batch edits through the app's API on a generated model: a MEMIT batch from a list is one
 // recorded edit whose update has one rank per request, with per-request metrics in the job's
 // result and in the history; combinations the batch planner refuses come back as its messages.
+// The workspace's runs are listed with their stored curves, which grow batch by batch.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import type { BatchEditResult, EditDetail, EditRequestInput, Job } from '../api/contract.ts';
+import type { BatchEditResult, BatchRunRow, EditDetail, EditRequestInput, Job } from '../api/contract.ts';
 import { loadNative } from '../core/native/binding.ts';
 import { openDatabase } from '../core/store/database.ts';
 import { getEdit } from '../core/store/repository.ts';
@@ -99,6 +100,33 @@ describe('batch edits through the API', () => {
     assert.deepEqual(detail.results.map((r) => r.after.pNew), result.results.map((r) => r.after.pNew));
     assert.equal(detail.summary?.requests, 3);
     await assert.rejects(backend.startHardCases(editId), /is a memit edit; the hard cases are built from a ROME edit/);
+  });
+
+  test('the workspace\'s runs are listed with their curves, each point there as soon as its batch is measured', async () => {
+    const seen: Promise<BatchRunRow[]>[] = [];
+    // the listing as it stands at every historyChanged (the store is read before the call returns)
+    const unsubscribe = backend.subscribe((event, ..._data) => { if (event === 'historyChanged') seen.push(backend.listBatchRuns()); });
+    const { jobId } = await backend.startBatchEdit({
+      method: 'memit', requests: facts, batchSize: 2, sequential: true, curve: true, options: { layers: [1], vSteps: 2, statisticsTokens: 256, probes: true, autoDisable: false },
+    });
+    const job = await finished(jobId);
+    unsubscribe();
+    assert.equal(job.state, 'done', job.error ?? '');
+    const result = job.result as BatchEditResult;
+
+    const runs = await backend.listBatchRuns();
+    assert.deepEqual(runs.map((r) => [r.method, r.requestCount, r.batchSize, r.sequential, r.status, r.batches, r.batchesDone]),
+      [['memit', 3, 3, false, 'done', 1, 1], ['memit', 3, 2, true, 'done', 2, 2]], 'the single batch of the earlier test, then this sequence');
+    const run = runs[1]!;
+    assert.equal(run.id, result.runId);
+    assert.match(run.fileName, /^[0-9a-f]{16}\.json$/, 'a list from the editor is kept as a file named by its content');
+    assert.ok(run.finishedAt && run.createdAt && run.error === null);
+    assert.deepEqual(run.curve.map((p) => [p.batchIndex, p.edits]), [[0, 2], [1, 3]]);
+    assert.deepEqual(run.curve.map(({ batchIndex: _, ...p }) => p), result.curve, 'the job\'s curve is the stored one');
+    for (const p of run.curve) assert.ok(p.sentencePplRatio !== null && p.sentencePplRatio > 0 && p.normGrowth !== null, JSON.stringify(p));
+    const growing = (await Promise.all(seen)).map((list) => list.find((r) => r.id === run.id)?.curve.length ?? 0);
+    assert.ok(growing.includes(1), `a listing after the first batch already has its point (points seen: ${growing})`);
+    assert.equal(growing.at(-1), 2);
   });
 
   test('one request by a batch method through the single-edit call; ROME edits still read as one request', async () => {

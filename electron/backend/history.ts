@@ -1,12 +1,18 @@
 // The History and Probes screens' rows: the loaded model's workspace, each edit with the
-// request metrics it recorded and the numbers of the latest probe run that judged it.
-import type { EditDetail, EditRequestInput, EditRow, ProbeRunRow, RequestResult, RequestScores, ResultSummary, Verdict } from '../api/contract.ts';
+// request metrics it recorded and the numbers of the latest probe run that judged it, and the
+// batch runs with their curves.
+import path from 'node:path';
+
+import type {
+  BatchRunRow, EditDetail, EditMethod, EditRequestInput, EditRow, ProbeRunRow, RequestResult, RequestScores, ResultSummary, Verdict,
+} from '../api/contract.ts';
 import { summaryOf, type MetricsSummary, type RequestMetrics } from '../core/edits/recordedEdit.ts';
 import type { EditMetrics } from '../core/edits/metrics.ts';
 import type { EditRequest } from '../core/edits/request.ts';
 import type { ProbeResults } from '../core/probes/probeSuite.ts';
 import type { Judgement } from '../core/probes/verdict.ts';
 import { addNote as storeNote, notesOf, setTags as storeTags, tagsOf } from '../core/store/annotations.ts';
+import { curvePoints, listBatchRuns as storedBatchRuns } from '../core/store/batchRuns.ts';
 import { probeRunsOfEdit, probeRunsOfWorkspace, type ProbeRunRecord } from '../core/store/probeRuns.ts';
 import { getEdit as storedEdit, listEdits as storedEdits, moveEdit as storeMove, setEnabled as storeEnabled, type EditRecord } from '../core/store/repository.ts';
 import type { BackendContext } from './context.ts';
@@ -139,4 +145,13 @@ export function setTags(ctx: BackendContext, editId: number, tags: string[]): vo
 export function listProbeRuns(ctx: BackendContext): ProbeRunRow[] {
   if (!ctx.loaded) return [];
   return probeRunsOfWorkspace(ctx.db, ctx.loaded.workspace.id).map(probeRunRow);
+}
+
+export function listBatchRuns(ctx: BackendContext): BatchRunRow[] {
+  if (!ctx.loaded) return [];
+  return storedBatchRuns(ctx.db, ctx.loaded.workspace.id).map((r) => ({
+    id: r.id, method: r.method as EditMethod, fileName: path.basename(r.requestsPath), requestCount: r.requestCount, batchSize: r.batchSize,
+    sequential: r.sequential, status: r.status, error: r.error, createdAt: r.createdAt, finishedAt: r.finishedAt,
+    batches: r.batches.length, batchesDone: r.batches.filter((b) => b.status === 'done').length, curve: curvePoints(ctx.db, r.id),
+  }));
 }

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 import type {
-  Api, BatchEditInput, DemoExamples, DocumentProblem, EditDetail, EditOptions, EditRequestInput, EditRow, ExportRow, Job, LoadEstimate, LoadedModel, LogLine, Method,
+  Api, BatchEditInput, BatchRunRow, DemoExamples, DocumentProblem, EditDetail, EditOptions, EditRequestInput, EditRow, ExportRow, Job, LoadEstimate, LoadedModel, LogLine, Method,
   ModelRow, ProbeRunRow, Settings,
 } from '../api/contract.ts';
 import { appRoot } from '../core/appPaths.ts';
@@ -17,7 +17,7 @@ import { demoExamples, offerDemoModel } from './demo.ts';
 import { checkRequestDocument, editRequestSchema, startBatchEdit, startEdit, startTrace } from './edits.ts';
 import { EventHub, type EventListener } from './events.ts';
 import { listExports, startExport } from './exports.ts';
-import { addNote, getEdit, listEdits, listProbeRuns, moveEdit, setEnabled, setTags } from './history.ts';
+import { addNote, getEdit, listBatchRuns, listEdits, listProbeRuns, moveEdit, setEnabled, setTags } from './history.ts';
 import { JobRegistry } from './jobs.ts';
 import { LogBuffer, levelOfLlama } from './logs.ts';
 import { disposeLoaded, estimateLoad, importModel, listModels, loadedModel, loadModel } from './models.ts';
@@ -50,7 +50,7 @@ const contractMethods: Record<Method, true> = {
   version: true, listModels: true, importModel: true, chooseModelFile: true, chooseRequestFile: true, estimateLoad: true, loadModel: true, unloadModel: true, loadedModel: true, demoExamples: true,
   checkRequestDocument: true, editRequestSchema: true, startEdit: true, startBatchEdit: true, startTrace: true,
   listEdits: true, getEdit: true, setEnabled: true, moveEdit: true, addNote: true, setTags: true,
-  listProbeRuns: true, startProbes: true, startHardCases: true, startCompare: true, listExports: true, startExport: true,
+  listProbeRuns: true, listBatchRuns: true, startProbes: true, startHardCases: true, startCompare: true, listExports: true, startExport: true,
   listJobs: true, cancelJob: true, getSettings: true, setSettings: true, recentLogs: true,
 };
 
@@ -146,6 +146,7 @@ export class Backend implements Api {
   async setTags(editId: number, tags: string[]): Promise<void> { setTags(this.ctx, editId, tags); }
 
   async listProbeRuns(): Promise<ProbeRunRow[]> { return listProbeRuns(this.ctx); }
+  async listBatchRuns(): Promise<BatchRunRow[]> { return listBatchRuns(this.ctx); }
   async startProbes(options: { corpus?: string; kl?: boolean }): Promise<{ jobId: string }> { return startProbes(this.ctx, options ?? {}); }
   async startHardCases(editId: number): Promise<{ jobId: string }> { return startHardCases(this.ctx, editId); }
 

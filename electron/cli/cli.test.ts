@@ -11,6 +11,7 @@ import { openDatabase } from '../core/store/database.ts';
 import { beginEdit, finishEdit, upsertModel, workspaceFor } from '../core/store/repository.ts';
 import { loadNative } from '../core/native/binding.ts';
 import { filesIn, realModel, tempDir } from '../core/testing/fixtures.ts';
+import { parseCurveFile } from '../../renderer/src/lib/curveFile.ts';
 
 const bin = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'graft.js');
 
@@ -419,6 +420,8 @@ describe('graft edit --requests', () => {
     assert.equal(r.summary.requests, 3);
     assert.equal(r.curve.length, 2);
     assert.deepEqual(r.curve.map((c: { edits: number }) => c.edits), [2, 3]);
+    // the Probes screen reads this output as a curve file
+    assert.deepEqual(parseCurveFile(run.stdout), [{ label: 'memit', points: r.curve.map(({ batchIndex: _, ...p }: { batchIndex: number }) => p) }]);
     assert.equal(r.adapter, out);
     const lora = native.inspect(out).tensors.filter((t) => t.name.endsWith('lora_a')).map((t) => [t.name, t.shape[1]]);
     assert.deepEqual(lora, [['blk.0.ffn_down.weight.lora_a', 3], ['blk.1.ffn_down.weight.lora_a', 3]]);

@@ -1,6 +1,6 @@
 // Batch runs on a generated model: the recorded edits match what the methods compute (rank per
 // layer, keys kept for AlphaEdit), a cancelled sequence resumes where it stopped without
-// redoing a batch, AlphaEdit's later batches protect the earlier batches' keys, and the norm
+// redoing a batch (its curve keeps the earlier attempt's point and adds the rest), AlphaEdit's later batches protect the earlier batches' keys, and the norm
 // guard's cap holds. Invalid combinations are refused before anything is written.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -15,7 +15,7 @@ import { sha256OfFile } from '../models/modelInfo.ts';
 import { loadNative, type GraftNative } from '../native/binding.ts';
 import type { NativeGraphModel } from '../native/graphTypes.ts';
 import { normGrowth } from '../probes/normGrowth.ts';
-import { getBatchRun, listBatchRuns } from '../store/batchRuns.ts';
+import { curvePoints, getBatchRun, listBatchRuns } from '../store/batchRuns.ts';
 import { openDatabase } from '../store/database.ts';
 import { preservedKeys } from '../store/editKeys.ts';
 import { getEdit, listEdits, upsertModel, workspaceFor, type WorkspaceRecord } from '../store/repository.ts';
@@ -59,19 +59,22 @@ describe('batch runs', () => {
     assert.equal(batchPlan('rome', 3, undefined, true), 1);
   });
 
-  test('a cancelled MEMIT sequence resumes without redoing a batch; one adapter holds the run', { timeout: 600_000 }, async () => {
+  test('a cancelled MEMIT sequence resumes without redoing a batch; its curve is whole; one adapter holds the run', { timeout: 600_000 }, async () => {
     const dir = tempDir();
     const { model, db, ws, graph } = await setup(dir);
     try {
       const file = requestsFile(dir, 5);
       const hparams = quick({ ...batchDefaults('memit', 3, graph.info.nFf), layers: [0, 1] });
       const controller = new AbortController();
-      const common = { modelPath: model, workspace: ws, method: 'memit' as const, requestsPath: file, batchSize: 2, sequential: true, hparams, statisticsTokens: 512, statisticsDir: dir, probes: null };
+      const common = { modelPath: model, workspace: ws, method: 'memit' as const, requestsPath: file, batchSize: 2, sequential: true, hparams, curve: true, statisticsTokens: 512, statisticsDir: dir, probes: null };
       await assert.rejects(runBatchFile(native, db, graph, { ...common, signal: controller.signal, onBatch: (b) => { if (b.index === 0) controller.abort(); } }), /cancel/);
       const [first] = listBatchRuns(db, ws.id);
       assert.equal(first!.status, 'cancelled');
       assert.deepEqual(first!.batches.map((b) => b.status), ['done', 'cancelled', 'pending']);
       const doneEdit = first!.batches[0]!.editId!;
+      // the finished batch's point was stored before the cancel
+      const before = curvePoints(db, first!.id);
+      assert.deepEqual(before.map((p) => [p.batchIndex, p.edits]), [[0, 2]]);
 
       const out = path.join(dir, 'run.gguf');
       const run = await runBatchFile(native, db, graph, { ...common, out });
@@ -79,6 +82,15 @@ describe('batch runs', () => {
       assert.equal(run.runId, first!.id);
       assert.deepEqual(run.batches.map((b) => [b.resumed, b.requestIndices]), [[true, [0, 1]], [false, [2, 3]], [false, [4]]]);
       assert.equal(run.batches[0]!.editId, doneEdit, 'the batch done before the cancel is not redone');
+      // the whole curve, each batch once: the earlier attempt's point as it was measured, then the new ones
+      assert.deepEqual(run.curve.map((p) => [p.batchIndex, p.edits]), [[0, 2], [1, 4], [2, 5]]);
+      assert.deepEqual(run.curve[0], before[0]);
+      assert.deepEqual(curvePoints(db, run.runId), run.curve);
+      for (const p of run.curve) {
+        assert.ok(p.efficacy >= 0 && p.efficacy <= 1 && p.pNew > 0 && p.pNew <= 1, JSON.stringify(p));
+        assert.equal(p.sentencePplRatio, null, 'no probes, no perplexity ratio');
+        assert.ok(p.normGrowth !== null && p.normGrowth > 1, JSON.stringify(p));
+      }
       assert.equal(getBatchRun(db, run.runId).status, 'done');
       const edits = listEdits(db, ws.id).filter((e) => e.status === 'done');
       assert.equal(edits.length, 3);
@@ -97,6 +109,8 @@ describe('batch runs', () => {
       // a third attempt finds the run done and starts a new one
       const again = await runBatchFile(native, db, graph, { ...common, batchSize: 5, sequential: false });
       assert.notEqual(again.runId, run.runId);
+      assert.deepEqual(again.curve.map((p) => [p.batchIndex, p.edits]), [[0, 5]], 'a new run has its own curve');
+      assert.equal(curvePoints(db, run.runId).length, 3);
     } finally {
       graph.dispose();
       db.close();

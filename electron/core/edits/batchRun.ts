@@ -1,7 +1,8 @@
 // A request file run as one batch or as a sequence of batches, each batch one recorded edit on
 // the stack the earlier ones left. The run and which of its batches are done live in the
 // history, so a run that crashed or was cancelled picks up where it stopped when started again
-// with the same file, method, batch size and settings.
+// with the same file, method, batch size and settings. So does its curve: each batch's point is
+// stored as soon as it is measured, and the result carries every stored point of the run.
 import type Database from 'better-sqlite3';
 
 import { writeOverlayAdapter } from '../export/editStack.ts';
@@ -9,7 +10,8 @@ import type { GraftNative } from '../native/binding.ts';
 import type { GraphOverlay, NativeGraphModel } from '../native/graphTypes.ts';
 import type { WatchResult } from '../probes/collapseWatch.ts';
 import {
-  batchCount, beginBatchRun, canonicalJson, doneBatchIndices, failBatchRun, finishBatchRun, getBatchRun, resumableBatchRun, resumeBatchRun,
+  batchCount, beginBatchRun, canonicalJson, curvePoints, doneBatchIndices, failBatchRun, finishBatchRun, getBatchRun, recordCurvePoint, resumableBatchRun, resumeBatchRun,
+  type BatchRunPoint, type CurvePoint,
 } from '../store/batchRuns.ts';
 import { enabledOverlays, getEdit, listEdits } from '../store/repository.ts';
 import type { BatchHparams } from './batchEdit.ts';
@@ -47,18 +49,6 @@ export interface BatchOutcome {
   normGrowth: number | null;
 }
 
-export interface CurvePoint {
-  /** requests edited so far */
-  edits: number;
-  /** share of those requests whose prompt prefers the new target over the true one, on the current stack */
-  efficacy: number;
-  /** mean P(new) over them */
-  pNew: number;
-  /** the collapse watch's sentence-perplexity ratio against the base model (null without probes) */
-  sentencePplRatio: number | null;
-  normGrowth: number | null;
-}
-
 export interface BatchRunResult {
   runId: number;
   /** a run of the same file and settings existed and was continued */
@@ -67,7 +57,8 @@ export interface BatchRunResult {
   batches: BatchOutcome[];
   /** each request measured right after its own batch */
   summary: MetricsSummary;
-  curve: CurvePoint[];
+  /** the run's stored curve, one point per measured batch, earlier attempts' points included */
+  curve: BatchRunPoint[];
   adapter: string | null;
 }
 
@@ -122,7 +113,6 @@ export async function runBatchFile(native: GraftNative, db: Database.Database, g
   const batches = batchCount(getBatchRun(db, runId));
   const done = new Set(doneBatchIndices(db, runId));
   const outcomes: BatchOutcome[] = [];
-  const curve: CurvePoint[] = [];
   try {
     for (let index = 0; index < batches; index++) {
       const requestIndices = Array.from({ length: Math.min(size, requests.length - index * size) }, (_, i) => index * size + i);
@@ -141,7 +131,8 @@ export async function runBatchFile(native: GraftNative, db: Database.Database, g
       outcomes.push(outcome);
       if (o.curve) {
         const soFar = requests.slice(0, requestIndices.at(-1)! + 1);
-        curve.push(await curvePoint(graph, soFar, enabledOverlays(db, o.workspace.id), outcome, r.watch ? sentenceRatio(r.watch) : null));
+        const point = await curvePoint(graph, soFar, enabledOverlays(db, o.workspace.id), outcome, r.watch ? sentenceRatio(r.watch) : null);
+        recordCurvePoint(db, runId, { batchIndex: index, ...point });
       }
       o.onBatch?.(outcome, batches);
     }
@@ -151,7 +142,7 @@ export async function runBatchFile(native: GraftNative, db: Database.Database, g
     throw error;
   }
   const adapter = o.out ? writeRunAdapter(native, db, graph.info.arch, outcomes, o.out, o.method) : null;
-  return { runId, resumed: existing !== null, requests: requests.length, batches: outcomes, summary: summaryOf(outcomes.flatMap((b) => b.requests)), curve, adapter };
+  return { runId, resumed: existing !== null, requests: requests.length, batches: outcomes, summary: summaryOf(outcomes.flatMap((b) => b.requests)), curve: curvePoints(db, runId), adapter };
 }
 
 function sentenceRatio(watch: WatchResult): number {

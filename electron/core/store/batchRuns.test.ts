@@ -1,6 +1,7 @@
 // Batch runs and edit keys in the history: a run is found again by its file and settings, a
 // resume skips exactly the batches with a completed edit, a batch cannot be completed twice, and
-// the keys AlphaEdit protects follow the enabled stack in order.
+// the keys AlphaEdit protects follow the enabled stack in order. A run's curve keeps one point per
+// batch across attempts and goes with the run.
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { describe, test } from 'node:test';
@@ -9,7 +10,8 @@ import type Database from 'better-sqlite3';
 
 import { tempDir } from '../testing/fixtures.ts';
 import {
-  batchStatuses, beginBatchRun, canonicalJson, doneBatchIndices, failBatchRun, finishBatchRun, getBatchRun, listBatchRuns, resumableBatchRun, resumeBatchRun,
+  batchStatuses, beginBatchRun, canonicalJson, curvePoints, doneBatchIndices, failBatchRun, finishBatchRun, getBatchRun, listBatchRuns, recordCurvePoint,
+  resumableBatchRun, resumeBatchRun,
 } from './batchRuns.ts';
 import { openDatabase } from './database.ts';
 import { preservedKeys, recordEditKeys } from './editKeys.ts';
@@ -70,6 +72,35 @@ describe('batch runs', () => {
       // batch 1: the failed attempt, the completed one, and the refused duplicate left running
       assert.deepEqual(listed!.batches.map((b) => [b.status, b.attempts]), [['done', 1], ['done', 3], ['done', 1]]);
       assert.equal(listed!.batches[1]!.editId, second, 'the completed attempt, not the failed one, stands for the batch');
+    } finally {
+      db.close();
+    }
+  });
+
+  test('curve points are kept per batch across a resume, once each, in batch order, and go with the run', () => {
+    const { db, ws } = setup();
+    try {
+      const run = beginBatchRun(db, ws.id, spec);
+      const other = beginBatchRun(db, ws.id, { ...spec, method: 'emmet' });
+      assert.deepEqual(curvePoints(db, run), [], 'a new run has no curve');
+      recordCurvePoint(db, run, { batchIndex: 0, edits: 2, efficacy: 1, pNew: 0.75, sentencePplRatio: 1.05, normGrowth: 1.01 });
+      failBatchRun(db, run, 'cancelled', 'cancelled');
+      // the resumed attempt adds the batches after the cancel, finishing out of order
+      resumeBatchRun(db, run);
+      recordCurvePoint(db, run, { batchIndex: 2, edits: 5, efficacy: 0.6, pNew: 0.4, sentencePplRatio: null, normGrowth: null });
+      recordCurvePoint(db, run, { batchIndex: 1, edits: 4, efficacy: 0.75, pNew: 0.5, sentencePplRatio: 1.2, normGrowth: 1.1 });
+      assert.throws(() => recordCurvePoint(db, run, { batchIndex: 1, edits: 4, efficacy: 0, pNew: 0, sentencePplRatio: null, normGrowth: null }), /UNIQUE|PRIMARY KEY/,
+        'a batch has one point');
+      recordCurvePoint(db, other, { batchIndex: 0, edits: 2, efficacy: 0.5, pNew: 0.3, sentencePplRatio: null, normGrowth: null });
+      assert.deepEqual(curvePoints(db, run), [
+        { batchIndex: 0, edits: 2, efficacy: 1, pNew: 0.75, sentencePplRatio: 1.05, normGrowth: 1.01 },
+        { batchIndex: 1, edits: 4, efficacy: 0.75, pNew: 0.5, sentencePplRatio: 1.2, normGrowth: 1.1 },
+        { batchIndex: 2, edits: 5, efficacy: 0.6, pNew: 0.4, sentencePplRatio: null, normGrowth: null },
+      ]);
+      assert.throws(() => recordCurvePoint(db, 999, { batchIndex: 0, edits: 1, efficacy: 1, pNew: 1, sentencePplRatio: null, normGrowth: null }), /FOREIGN KEY/);
+      db.prepare('DELETE FROM batch_runs WHERE id = ?').run(run);
+      assert.deepEqual(curvePoints(db, run), [], 'the points go with their run');
+      assert.equal((db.prepare('SELECT count(*) AS n FROM batch_run_points').get() as { n: number }).n, 1, 'the other run keeps its point');
     } finally {
       db.close();
     }

@@ -1,7 +1,8 @@
 // Batch runs in the history: a request file worked through in batches, one edit per batch. A run
 // is resumed rather than restarted: the same file (by sha256), method, batch size, order and
 // settings find the unfinished run, and the batches with a completed edit are skipped, so what
-// is done is what the database says, never what a crashed process believed.
+// is done is what the database says, never what a crashed process believed. A run's curve is
+// kept the same way: one point per batch, written when the batch is measured.
 import type Database from 'better-sqlite3';
 
 import type { EditStatus } from './repository.ts';
@@ -35,6 +36,24 @@ export interface BatchStatus {
   status: EditStatus | 'pending';
   /** Attempts recorded for the batch (failed and cancelled ones included). */
   attempts: number;
+}
+
+/** After a batch: the requests edited so far, measured on the stack as it then stood. */
+export interface CurvePoint {
+  /** requests edited so far */
+  edits: number;
+  /** share of those requests whose prompt prefers the new target over the true one */
+  efficacy: number;
+  /** mean P(new) over them */
+  pNew: number;
+  /** the collapse watch's sentence-perplexity ratio against the base model (null without probes) */
+  sentencePplRatio: number | null;
+  /** largest ‖W + ΔW‖/‖W‖ over the edited layers */
+  normGrowth: number | null;
+}
+
+export interface BatchRunPoint extends CurvePoint {
+  batchIndex: number;
 }
 
 interface Row {
@@ -123,4 +142,17 @@ export function batchStatuses(db: Database.Database, run: BatchRunRecord): Batch
 export function listBatchRuns(db: Database.Database, workspaceId: number): (BatchRunRecord & { batches: BatchStatus[] })[] {
   return (db.prepare('SELECT * FROM batch_runs WHERE workspace_id = ? ORDER BY id').all(workspaceId) as Row[])
     .map(fromRow).map((run) => ({ ...run, batches: batchStatuses(db, run) }));
+}
+
+/** Keeps a batch's point; a batch has one, so a second for the same batch is refused. */
+export function recordCurvePoint(db: Database.Database, runId: number, point: BatchRunPoint): void {
+  db.prepare('INSERT INTO batch_run_points (run_id, batch_index, edits, efficacy, p_new, sentence_ppl_ratio, norm_growth) VALUES (?, ?, ?, ?, ?, ?, ?)')
+    .run(runId, point.batchIndex, point.edits, point.efficacy, point.pNew, point.sentencePplRatio, point.normGrowth);
+}
+
+/** The run's curve so far, in batch order (batches measured by earlier attempts included). */
+export function curvePoints(db: Database.Database, runId: number): BatchRunPoint[] {
+  return (db.prepare('SELECT * FROM batch_run_points WHERE run_id = ? ORDER BY batch_index').all(runId) as {
+    batch_index: number; edits: number; efficacy: number; p_new: number; sentence_ppl_ratio: number | null; norm_growth: number | null;
+  }[]).map((r) => ({ batchIndex: r.batch_index, edits: r.edits, efficacy: r.efficacy, pNew: r.p_new, sentencePplRatio: r.sentence_ppl_ratio, normGrowth: r.norm_growth }));
 }

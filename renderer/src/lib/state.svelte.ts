@@ -1,8 +1,8 @@
 // The renderer's state as Svelte 5 runes: what the backend has (models, the loaded model, edits,
-// probe runs, exports, settings, jobs, logs) mirrored from its lists and kept fresh by its events.
+// probe runs, batch runs, exports, settings, jobs, logs) mirrored from its lists and kept fresh by its events.
 // Screens read `app` and call `app.api`; only this module subscribes to the transport.
 import type {
-  Api, CompareToken, EditRow, ExportRow, Job, JobKind, LoadedModel, LogLine, ModelRow, ProbeRunRow, Settings,
+  Api, BatchRunRow, CompareToken, EditRow, ExportRow, Job, JobKind, LoadedModel, LogLine, ModelRow, ProbeRunRow, Settings,
 } from '../../../electron/api/contract.ts';
 import { connect, type ConnectionStatus } from './transport.ts';
 import { justFinished, latestJob, mergeJob } from './jobs.ts';
@@ -23,6 +23,7 @@ class AppState {
   jobs = $state<Job[]>([]);
   edits = $state<EditRow[]>([]);
   probeRuns = $state<ProbeRunRow[]>([]);
+  batchRuns = $state<BatchRunRow[]>([]);
   exports = $state<ExportRow[]>([]);
   settings = $state<Settings | null>(null);
   logs = $state<LogLine[]>([]);
@@ -59,6 +60,12 @@ class AppState {
 
   latestJob(kind: JobKind): Job | undefined {
     return latestJob(this.jobs, kind);
+  }
+
+  /** A collapse-watch signal's [degraded, collapsed] thresholds in the current settings. */
+  thresholdsOf(signal: string): [number, number] | null {
+    const t = this.settings?.thresholds[signal];
+    return t ? [t.degraded, t.collapsed] : null;
   }
 
   job(id: string | null | undefined): Job | undefined {
@@ -98,10 +105,10 @@ class AppState {
     });
   }
 
-  /** Edits and probe runs belong to the loaded model's workspace; without one there are none. */
+  /** Edits, probe runs and batch runs belong to the loaded model's workspace; without one there are none. */
   async reloadHistory(): Promise<void> {
     await this.guard(async () => {
-      [this.edits, this.probeRuns] = await Promise.all([this.api.listEdits(), this.api.listProbeRuns()]);
+      [this.edits, this.probeRuns, this.batchRuns] = await Promise.all([this.api.listEdits(), this.api.listProbeRuns(), this.api.listBatchRuns()]);
     });
   }
 

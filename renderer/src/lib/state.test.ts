@@ -87,6 +87,7 @@ async function harness(hash = ''): Promise<Harness> {
       return world.edits;
     },
     listProbeRuns: async () => [],
+    listBatchRuns: async () => [],
     listExports: async () => world.exports,
   };
   const api = Object.fromEntries(Object.entries(answers).map(([method, answer]) => [method, (...args: unknown[]) => {
@@ -123,7 +124,7 @@ test('connecting loads everything once and marks the store ready; jobs arrive ne
   assert.equal(h.app.connection.status, 'open');
   assert.deepEqual(h.app.models.map((m) => m.fileName), ['tiny.gguf']);
   assert.equal(h.app.loaded, null);
-  for (const m of ['version', 'listModels', 'loadedModel', 'listJobs', 'getSettings', 'recentLogs', 'listEdits', 'listProbeRuns', 'listExports']) {
+  for (const m of ['version', 'listModels', 'loadedModel', 'listJobs', 'getSettings', 'recentLogs', 'listEdits', 'listProbeRuns', 'listBatchRuns', 'listExports']) {
     assert.equal(h.calls.get(m), 1, `${m} once`);
   }
   assert.equal(h.app.problem, null);
@@ -162,7 +163,7 @@ test('a finished edit reloads the history once; a repeated end does not reload a
   assert.equal(h.calls.get('listEdits'), 2, 'the same end twice (e.g. after a reconnect) reloads once');
 });
 
-test('historyChanged reloads edits and probe runs', async () => {
+test('historyChanged reloads edits, probe runs and batch runs', async () => {
   const h = await harness();
   assert.deepEqual(h.app.edits, []);
   h.world.edits = [edit(1, 'Graftonia'), edit(2, 'Lily')];
@@ -170,6 +171,7 @@ test('historyChanged reloads edits and probe runs', async () => {
   await until('the reload', () => h.app.edits.length === 2);
   assert.deepEqual(h.app.edits.map((e) => e.request.subject), ['Graftonia', 'Lily']);
   assert.equal(h.calls.get('listProbeRuns'), 2);
+  assert.equal(h.calls.get('listBatchRuns'), 2);
 });
 
 test('a finished load reloads the models, the loaded model and then its history; an export reloads the exports', async () => {
