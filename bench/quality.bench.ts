@@ -15,7 +15,7 @@
 // facts of unedited subjects. Second moments come from the same corpus.
 // `npm run bench -- quality [--json] [--n N] [--methods rome,memit,emmet,alphaedit]
 //   [--sequence 1,10,100,1000|none] [--seed S] [--batch-size B] [--budget-min M] [--model-dir D]
-//   [--nullspace-threshold X]`
+//   [--nullspace-threshold X] [--preset easyedit|alphaedit-repo]`
 // The full sequence to 1000 on every method takes longer than the default budget allows:
 // raise --budget-min (e.g. 60) for it.
 import fs from 'node:fs';
@@ -53,6 +53,15 @@ const budgetSeconds = Number(arg('--budget-min') ?? 8) * 60;
 const modelDir = arg('--model-dir') ?? shippedDemoModelDir();
 // AlphaEdit's published threshold is absolute (eigenvalues of C below it span the null space)
 const nullspaceThreshold = arg('--nullspace-threshold') === undefined ? undefined : Number(arg('--nullspace-threshold'));
+// The batch methods' settings: EasyEdit's (the defaults), or those of the AlphaEdit repository's
+// Llama3-8B configs, which its paper's MEMIT-against-AlphaEdit sequences ran with: a z held to
+// 0.75 of the layer output's norm by a strong weight decay, and AlphaEdit's L2 10.
+const presets = {
+  easyedit: {},
+  'alphaedit-repo': { vLr: 0.1, vWeightDecay: 0.5, clampNormFactor: 0.75, l2: 10 },
+} as const;
+const preset = (arg('--preset') ?? 'easyedit') as keyof typeof presets;
+if (!(preset in presets)) { console.error(`unknown --preset ${preset}; use ${Object.keys(presets).join(' or ')}`); process.exit(2); }
 for (const m of methods) if (!methodNames.includes(m)) { console.error(`unknown method ${m}; use ${methodNames.join(', ')}`); process.exit(2); }
 if (!(askedN >= 1) || points.some((p) => !Number.isInteger(p) || p < 1)) { console.error('--n and the --sequence points must be whole numbers ≥ 1'); process.exit(2); }
 const modelPath = path.join(modelDir, demoModelFiles.f32);
@@ -103,7 +112,7 @@ await inScratchDir('quality', async (dir) => {
     say(`causal tracing put the recall at layer ${traced} (votes ${trainingReport.editLayer.votes.join(', ')})`);
     const rome = { ...romeDefaults(info.nLayer), ...demoEditSettings(trainingReport) };
     const hparams = (m: BatchMethod) => ({
-      ...batchDefaults(m, info.nLayer, info.nFf), layers: batchLayersAt(m, info.nLayer, traced),
+      ...batchDefaults(m, info.nLayer, info.nFf), ...presets[preset], layers: batchLayersAt(m, info.nLayer, traced),
       ...(m === 'alphaedit' && nullspaceThreshold !== undefined ? { nullspaceThreshold } : {}),
     });
     const layers = [...new Set([rome.layer, ...batchMethods.flatMap((m) => hparams(m).layers)])].sort((a, b) => a - b);
@@ -206,7 +215,7 @@ await inScratchDir('quality', async (dir) => {
       console.log(JSON.stringify({
         benchmark: 'quality', model: modelPath, modelSha256: probes.modelKey, worldSeed, threads,
         config: {
-          n, askedN, distinctRewrites: allCases.length, rewriteSeed, methods, sequence: points, batchSize, budgetMinutes: budgetSeconds / 60,
+          n, askedN, distinctRewrites: allCases.length, rewriteSeed, methods, sequence: points, batchSize, budgetMinutes: budgetSeconds / 60, preset,
           probeSentences: { source: demoModelFiles.corpus, count: probes.config.probeSet.sentences.length, sha256: probes.config.probeSet.sha256 },
           klPrompts: { source: 'trained phrasings of unedited facts', count: probes.config.klPrompts!.prompts.length, sha256: probes.config.klPrompts!.sha256 },
           secondMoments: demoModelFiles.corpus, romeLayer: rome.layer, batchLayers: Object.fromEntries(batchMethods.map((m) => [m, hparams(m).layers])),
