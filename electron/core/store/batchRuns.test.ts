@@ -3,6 +3,7 @@
 // the keys AlphaEdit protects follow the enabled stack in order. A run's curve keeps one point per
 // batch across attempts and goes with the run.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 
@@ -72,6 +73,31 @@ describe('batch runs', () => {
       // batch 1: the failed attempt, the completed one, and the refused duplicate left running
       assert.deepEqual(listed!.batches.map((b) => [b.status, b.attempts]), [['done', 1], ['done', 3], ['done', 1]]);
       assert.equal(listed!.batches[1]!.editId, second, 'the completed attempt, not the failed one, stands for the batch');
+    } finally {
+      db.close();
+    }
+  });
+
+  test('a run left running by a process that died is marked interrupted when the history is next opened, and can be resumed', () => {
+    const file = path.join(tempDir(), 'graft.sqlite');
+    let db = openDatabase(file);
+    const dead = Number(spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout);
+    const ws = workspaceFor(db, 'w', upsertModel(db, model).id);
+    const orphan = beginBatchRun(db, ws.id, spec);
+    doneEdit(db, ws.id, { runId: orphan, index: 0, requestIndices: [0, 1] });
+    const mine = beginBatchRun(db, ws.id, { ...spec, method: 'emmet' });
+    db.prepare('UPDATE batch_runs SET owner_pid = ? WHERE id = ?').run(dead, orphan);
+    db.close();
+    db = openDatabase(file);
+    try {
+      assert.equal(getBatchRun(db, orphan).status, 'failed');
+      assert.equal(getBatchRun(db, orphan).error, 'interrupted: the process running it ended after 1 of 3 batches; run the same file with the same settings again to continue');
+      assert.equal(getBatchRun(db, mine).status, 'running', 'a run of a live process (this one) is left alone');
+      assert.equal(resumableBatchRun(db, ws.id, spec)?.id, orphan);
+      resumeBatchRun(db, orphan);
+      db.close();
+      db = openDatabase(file);
+      assert.equal(getBatchRun(db, orphan).status, 'running', 'the resuming process owns the run now');
     } finally {
       db.close();
     }

@@ -5,6 +5,7 @@
 // kept the same way: one point per batch, written when the batch is measured.
 import type Database from 'better-sqlite3';
 
+import { processAlive } from './processAlive.ts';
 import type { EditStatus } from './repository.ts';
 
 export type BatchRunStatus = 'running' | 'done' | 'failed' | 'cancelled';
@@ -83,9 +84,9 @@ export function batchCount(run: Pick<BatchRunSpec, 'requestCount' | 'batchSize'>
 export function beginBatchRun(db: Database.Database, workspaceId: number, spec: BatchRunSpec): number {
   if (!Number.isInteger(spec.requestCount) || spec.requestCount < 1) throw new Error(`a batch run needs at least one request, got ${spec.requestCount}`);
   if (!Number.isInteger(spec.batchSize) || spec.batchSize < 1) throw new Error(`the batch size must be a positive integer, got ${spec.batchSize}`);
-  return Number(db.prepare(`INSERT INTO batch_runs (workspace_id, method, requests_path, requests_sha256, request_count, batch_size, sequential, hparams_json, status)
-                            VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running')`)
-    .run(workspaceId, spec.method, spec.requestsPath, spec.requestsSha256, spec.requestCount, spec.batchSize, spec.sequential ? 1 : 0, canonicalJson(spec.hparams)).lastInsertRowid);
+  return Number(db.prepare(`INSERT INTO batch_runs (workspace_id, method, requests_path, requests_sha256, request_count, batch_size, sequential, hparams_json, status, owner_pid)
+                            VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?)`)
+    .run(workspaceId, spec.method, spec.requestsPath, spec.requestsSha256, spec.requestCount, spec.batchSize, spec.sequential ? 1 : 0, canonicalJson(spec.hparams), process.pid).lastInsertRowid);
 }
 
 export function getBatchRun(db: Database.Database, id: number): BatchRunRecord {
@@ -104,7 +105,7 @@ export function resumableBatchRun(db: Database.Database, workspaceId: number, sp
 
 /** A failed or cancelled run taken up again (by the process that now works on it). */
 export function resumeBatchRun(db: Database.Database, id: number): void {
-  const changed = db.prepare("UPDATE batch_runs SET status = 'running', error = NULL, finished_at = NULL WHERE id = ? AND status <> 'done'").run(id).changes;
+  const changed = db.prepare("UPDATE batch_runs SET status = 'running', error = NULL, finished_at = NULL, owner_pid = ? WHERE id = ? AND status <> 'done'").run(process.pid, id).changes;
   if (changed !== 1) throw new Error(`batch run ${id} is finished or not in the history; nothing to resume`);
 }
 
@@ -155,4 +156,19 @@ export function curvePoints(db: Database.Database, runId: number): BatchRunPoint
   return (db.prepare('SELECT * FROM batch_run_points WHERE run_id = ? ORDER BY batch_index').all(runId) as {
     batch_index: number; edits: number; efficacy: number; p_new: number; sentence_ppl_ratio: number | null; norm_growth: number | null;
   }[]).map((r) => ({ batchIndex: r.batch_index, edits: r.edits, efficacy: r.efficacy, pNew: r.p_new, sentencePplRatio: r.sentence_ppl_ratio, normGrowth: r.norm_growth }));
+}
+
+/** Runs left 'running' by a process that no longer exists become 'failed', saying how to continue. Returns their ids. */
+export function reapInterruptedBatchRuns(db: Database.Database): number[] {
+  const running = db.prepare("SELECT id, owner_pid FROM batch_runs WHERE status = 'running'").all() as { id: number; owner_pid: number | null }[];
+  const dead = running.filter((r) => r.owner_pid === null || (r.owner_pid !== process.pid && !processAlive(r.owner_pid)));
+  const mark = db.prepare(`UPDATE batch_runs SET status = 'failed', error = ?, finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ? AND status = 'running'`);
+  db.transaction(() => {
+    for (const r of dead) {
+      const run = getBatchRun(db, r.id);
+      const done = doneBatchIndices(db, r.id).length;
+      mark.run(`interrupted: the process running it ended after ${done} of ${batchCount(run)} batches; run the same file with the same settings again to continue`, r.id);
+    }
+  })();
+  return dead.map((r) => r.id);
 }

@@ -1,11 +1,12 @@
 // Opening Graft's SQLite history: WAL, foreign keys, a busy timeout, migrated to the latest
-// schema, edits orphaned by a dead process marked interrupted. The file lives in the user-data folder unless --db or GRAFT_DB names another.
+// schema, edits and batch runs orphaned by a dead process marked interrupted. The file lives in the user-data folder unless --db or GRAFT_DB names another.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
 import Database from 'better-sqlite3';
 
+import { reapInterruptedBatchRuns } from './batchRuns.ts';
 import { migrate } from './migrate.ts';
 import { reapInterruptedEdits } from './repository.ts';
 
@@ -33,6 +34,7 @@ export function openDatabase(file = defaultDatabasePath()): Database.Database {
     db.pragma('busy_timeout = 5000');
     migrate(db, file);
     reapInterruptedEdits(db);
+    reapInterruptedBatchRuns(db);
     return db;
   } catch (error) {
     db.close();

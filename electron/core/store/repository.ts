@@ -3,6 +3,7 @@
 import type Database from 'better-sqlite3';
 
 import type { GraphOverlay } from '../native/graphTypes.ts';
+import { processAlive } from './processAlive.ts';
 
 export interface ModelRecord {
   id: number;
@@ -181,15 +182,6 @@ export function finishEdit(db: Database.Database, id: number, r: {
 
 export function failEdit(db: Database.Database, id: number, status: 'failed' | 'cancelled', error: string): void {
   db.prepare("UPDATE edits SET status = ?, error = ?, enabled = 0 WHERE id = ? AND status = 'running'").run(status, error, id);
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** Edits left 'running' by a process that no longer exists become 'failed', saying why. Returns their ids. */
