@@ -15,7 +15,7 @@
 // facts of unedited subjects. Second moments come from the same corpus.
 // `npm run bench -- quality [--json] [--n N] [--methods rome,memit,emmet,alphaedit]
 //   [--sequence 1,10,100,1000|none] [--seed S] [--batch-size B] [--budget-min M] [--model-dir D]
-//   [--nullspace-threshold X] [--preset easyedit|alphaedit-repo]`
+//   [--nullspace-threshold X] [--preset easyedit|alphaedit-repo] [--statistics corpus|preserved]`
 // The full sequence to 1000 on every method takes longer than the default budget allows:
 // raise --budget-min (e.g. 60) for it.
 import fs from 'node:fs';
@@ -36,7 +36,8 @@ import { demoEditSettings, demoModelFiles, demoWorld, shippedDemoModelDir, type 
 import { rewriteRequests } from '../electron/core/demo/factWorld.ts';
 import { largestRelativeUpdate, probeStack, qualityProbes, requestMetrics, worldProbeConfig } from '../electron/core/demo/qualityMeasure.ts';
 import {
-  formatTable, latestRequests, probeSentences, qualityColumns, sequenceBatches, sequencePlan, unrelatedPrompts, type QualityColumns, type TableColumn,
+  formatTable, latestRequests, probeSentences, qualityColumns, sentencesWithout, sequenceBatches, sequencePlan, unrelatedPrompts, type QualityColumns,
+  type TableColumn,
 } from '../electron/core/demo/qualityRows.ts';
 import { inScratchDir, json, round, threads } from './support.ts';
 
@@ -61,6 +62,11 @@ const presets = {
   'alphaedit-repo': { vLr: 0.1, vWeightDecay: 0.5, clampNormFactor: 0.75, l2: 10 },
 } as const;
 const preset = (arg('--preset') ?? 'easyedit') as keyof typeof presets;
+// Where every method's second moments come from: the whole demo corpus, or only its sentences
+// that name no subject the benchmark edits — the knowledge to preserve, as AlphaEdit's null
+// space means it (a web corpus mentions any one edited fact only in passing).
+const statisticsFrom = arg('--statistics') ?? 'corpus';
+if (!['corpus', 'preserved'].includes(statisticsFrom)) { console.error(`unknown --statistics ${statisticsFrom}; use corpus or preserved`); process.exit(2); }
 if (!(preset in presets)) { console.error(`unknown --preset ${preset}; use ${Object.keys(presets).join(' or ')}`); process.exit(2); }
 for (const m of methods) if (!methodNames.includes(m)) { console.error(`unknown method ${m}; use ${methodNames.join(', ')}`); process.exit(2); }
 if (!(askedN >= 1) || points.some((p) => !Number.isInteger(p) || p < 1)) { console.error('--n and the --sequence points must be whole numbers ≥ 1'); process.exit(2); }
@@ -104,7 +110,9 @@ await inScratchDir('quality', async (dir) => {
       native, modelPath, arch: info.arch, modelKey: await sha256OfFile(modelPath), dir: path.join(dir, 'probes'), threads,
       config: worldProbeConfig(probeSentences(corpus, edited, 100, rewriteSeed), unrelatedPrompts(world, edited, 100, rewriteSeed), info.contextLength),
     });
-    const source = { modelPath, corpus: corpusPath, statisticsDir: path.join(dir, 'stats'), out: path.join(dir, 'adapters') };
+    const statisticsCorpus = statisticsFrom === 'corpus' ? corpusPath : path.join(dir, 'preserved-corpus.txt');
+    if (statisticsFrom === 'preserved') fs.writeFileSync(statisticsCorpus, `${sentencesWithout(corpus, edited).join('\n')}\n`);
+    const source = { modelPath, corpus: statisticsCorpus, statisticsDir: path.join(dir, 'stats'), out: path.join(dir, 'adapters') };
     fs.mkdirSync(source.out, { recursive: true });
     // Every method edits where causal tracing found the recall (recorded in the training report),
     // as a researcher following ROME and MEMIT would; the depth-scaled defaults miss it on 4 layers.
@@ -116,7 +124,7 @@ await inScratchDir('quality', async (dir) => {
       ...(m === 'alphaedit' && nullspaceThreshold !== undefined ? { nullspaceThreshold } : {}),
     });
     const layers = [...new Set([rome.layer, ...batchMethods.flatMap((m) => hparams(m).layers)])].sort((a, b) => a - b);
-    say(`second moments of layers ${layers.join(', ')} from ${corpusPath} (not timed)…`);
+    say(`second moments of layers ${layers.join(', ')} from ${statisticsFrom === 'corpus' ? corpusPath : 'the corpus sentences that name no edited subject'} (not timed)…`);
     await layerStatistics(native, graph, { ...source, seed: 0 }, layers, rome.mom2Ridge);
     const projector = alphaEditProjectors(native, { cacheDir: path.join(dir, 'null-spaces'), threads });
     const weightNorms = new Map<number, number>();
@@ -218,7 +226,7 @@ await inScratchDir('quality', async (dir) => {
           n, askedN, distinctRewrites: allCases.length, rewriteSeed, methods, sequence: points, batchSize, budgetMinutes: budgetSeconds / 60, preset,
           probeSentences: { source: demoModelFiles.corpus, count: probes.config.probeSet.sentences.length, sha256: probes.config.probeSet.sha256 },
           klPrompts: { source: 'trained phrasings of unedited facts', count: probes.config.klPrompts!.prompts.length, sha256: probes.config.klPrompts!.sha256 },
-          secondMoments: demoModelFiles.corpus, romeLayer: rome.layer, batchLayers: Object.fromEntries(batchMethods.map((m) => [m, hparams(m).layers])),
+          secondMoments: statisticsFrom === 'corpus' ? demoModelFiles.corpus : `${demoModelFiles.corpus}, sentences naming no edited subject`, romeLayer: rome.layer, batchLayers: Object.fromEntries(batchMethods.map((m) => [m, hparams(m).layers])),
         },
         baselineMeanSentencePpl: probes.baseline.sentence.meanPpl,
         single: single.map(rounded), sequence: sequence.map(rounded),

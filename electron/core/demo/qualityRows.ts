@@ -70,9 +70,14 @@ export function sequenceBatches(points: number[], size: number): [number, number
 
 /** Probe sentences from the demo corpus that name none of the edited subjects: they measure collateral damage, not the intended change. */
 export function probeSentences(corpus: string[], subjects: string[], count: number, seed: number): string[] {
+  return shuffled(new SeededRandom(seed), sentencesWithout(corpus, subjects)).slice(0, count);
+}
+
+/** The non-empty sentences that name none of the subjects (as whole words). */
+export function sentencesWithout(corpus: string[], subjects: string[]): string[] {
   const escaped = subjects.map((x) => x.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
   const named = subjects.length === 0 ? null : new RegExp(`(^|[^\\p{L}\\p{N}])(${escaped.join('|')})(?![\\p{L}\\p{N}])`, 'u');
-  return shuffled(new SeededRandom(seed), corpus.filter((s) => s.trim() !== '' && !named?.test(s))).slice(0, count);
+  return corpus.filter((s) => s.trim() !== '' && !named?.test(s));
 }
 
 /**
