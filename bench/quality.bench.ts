@@ -28,11 +28,11 @@ import type { EditMetrics } from '../electron/core/edits/metrics.ts';
 import { romeDefaults } from '../electron/core/edits/rome.ts';
 import { romeEdit } from '../electron/core/edits/romeEdit.ts';
 import { openGraphModel } from '../electron/core/engine/graphModel.ts';
-import { mergedOverlays } from '../electron/core/export/editStack.ts';
 import { sha256OfFile } from '../electron/core/models/modelInfo.ts';
 import { loadNative } from '../electron/core/native/binding.ts';
 import type { GraphOverlay } from '../electron/core/native/graphTypes.ts';
 import { demoEditSettings, demoModelFiles, demoWorld, shippedDemoModelDir, type DemoModelReport } from '../electron/core/demo/demoModel.ts';
+import { EditSequence } from '../electron/core/demo/editSequence.ts';
 import { rewriteRequests } from '../electron/core/demo/factWorld.ts';
 import { largestRelativeUpdate, probeStack, qualityProbes, requestMetrics, worldProbeConfig } from '../electron/core/demo/qualityMeasure.ts';
 import {
@@ -127,6 +127,9 @@ await inScratchDir('quality', async (dir) => {
     say(`second moments of layers ${layers.join(', ')} from ${statisticsFrom === 'corpus' ? corpusPath : 'the corpus sentences that name no edited subject'} (not timed)…`);
     await layerStatistics(native, graph, { ...source, seed: 0 }, layers, rome.mom2Ridge);
     const projector = alphaEditProjectors(native, { cacheDir: path.join(dir, 'null-spaces'), threads });
+    const sequenceSettings = {
+      modelPath, corpus: statisticsCorpus, statisticsDir: source.statisticsDir, scratch: path.join(dir, 'sequence'), rome, batch: hparams, projector,
+    };
     const weightNorms = new Map<number, number>();
     const clean = () => { for (const f of fs.readdirSync(source.out)) fs.rmSync(path.join(source.out, f)); };
 
@@ -174,10 +177,9 @@ await inScratchDir('quality', async (dir) => {
     for (const method of end > 0 ? methods : []) {
       const size = method === 'rome' ? 1 : Math.min(batchSize, allCases.length);
       const ranges = sequenceBatches(points, size);
-      let stack: GraphOverlay[] = [];
-      const preserved = new Map<number, Float32Array[]>();
+      const run = new EditSequence(native, graph, method, sequenceSettings);
       const started = performance.now();
-      let seconds = 0, done = 0, skipped: string | null = null;
+      let done = 0, skipped: string | null = null;
       const sorted = [...new Set(points)].sort((a, b) => a - b);
       for (const point of sorted) {
         if (skipped === null && done > 0) {
@@ -191,29 +193,16 @@ await inScratchDir('quality', async (dir) => {
           continue;
         }
         for (const [from, to] of ranges.filter(([a, b]) => a >= done && b <= point)) {
-          const batch = plan.slice(from, to).map((e) => e.request);
           say(`${method}: edits ${from + 1}–${to} of ${point} (cycle ${plan[to - 1]!.cycle})…`);
-          const t = performance.now();
-          if (method === 'rome') {
-            const r = await romeEdit(native, graph, { ...source, request: batch[0]!, hparams: rome, overlays: stack });
-            stack = mergedOverlays([...stack, { layer: r.layer, rank: 1, u: r.u, v: r.v }]);
-          } else {
-            const r = await batchEdit(native, graph, {
-              ...source, requests: batch, hparams: hparams(method), overlays: stack, projector, preservedKeys: (l) => preserved.get(l) ?? [],
-            });
-            for (const k of r.keys) preserved.set(k.layer, [...(preserved.get(k.layer) ?? []), ...k.keys]);
-            stack = mergedOverlays([...stack, ...r.factors]);
-          }
-          seconds += (performance.now() - t) / 1000;
-          clean();
+          await run.apply(plan.slice(from, to).map((e) => e.request));
           done = to;
         }
         const latest = latestRequests(plan, point);
         say(`${method}: measuring ${latest.length} facts after ${point} edits…`);
-        const p = await probeStack(probes, stack);
-        sequence.push(rowOf(method, await requestMetrics(graph, latest, stack, true), {
+        const p = await probeStack(probes, run.stack);
+        sequence.push(rowOf(method, await requestMetrics(graph, latest, run.stack, true), {
           edits: point, facts: latest.length, cycle: plan[point - 1]!.cycle, ...p,
-          updateNorm: largestRelativeUpdate(native, modelPath, stack, weightNorms), seconds,
+          updateNorm: largestRelativeUpdate(native, modelPath, run.stack, weightNorms), seconds: run.seconds,
         }));
       }
     }

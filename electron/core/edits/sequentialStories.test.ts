@@ -5,7 +5,9 @@
 //
 // AlphaEdit's advantage is NOT asserted: it needs a null space of the keys' second moments,
 // and stories260K (n_ff = 172, eigenvalues from 7e-3 to 0.6) has none at the published
-// threshold — measured, AlphaEdit ends no better than MEMIT here (see the printed table).
+// threshold — measured, AlphaEdit ends no better than MEMIT here (see the printed table). The
+// demo model's sequence test (electron/core/demo/editSequence.test.ts) shows the advantage, and
+// the conditions it needs.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
