@@ -36,10 +36,6 @@ namespace {
 
 int graph_size_for(int n_layer) { return 4096 + 512 * n_layer; }
 
-}  // namespace
-
-namespace {
-
 // Per prompt: the tokens before its first delta row and its first output row, which no delta
 // can reach (attention is causal). At least the last token stays computed.
 std::vector<int> frozen_lengths(const GraphRequest & r) {
@@ -71,7 +67,7 @@ std::unique_ptr<GraphRun> GraphRun::create(GraphModel & model, const GraphReques
     plain.reuse_prefix = false;
     FrozenPrefix frozen;
     {
-        GraphRun prefix_run(model, plain, false, GraphRunOptions{nullptr, true, with_backward});
+        GraphRun prefix_run(model, plain, false, GraphRunOptions{nullptr, true, true});
         prefix_run.compute(false);
         frozen = prefix_run.captured_prefix(lengths);
     }
