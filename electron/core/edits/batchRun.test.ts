@@ -117,6 +117,29 @@ describe('batch runs', () => {
     }
   });
 
+  test('a batch saved but never measured (its process died in between) is measured when the run resumes, as it would have been', { timeout: 600_000 }, async () => {
+    const dir = tempDir();
+    const { model, db, ws, graph } = await setup(dir);
+    try {
+      const common = {
+        modelPath: model, workspace: ws, method: 'memit' as const, requestsPath: requestsFile(dir, 4), batchSize: 2, sequential: true, curve: true,
+        hparams: quick({ ...batchDefaults('memit', 3, graph.info.nFf), layers: [0, 1] }), statisticsTokens: 512, statisticsDir: dir, probes: null,
+      };
+      const controller = new AbortController();
+      await assert.rejects(runBatchFile(native, db, graph, { ...common, signal: controller.signal, onBatch: (b) => { if (b.index === 0) controller.abort(); } }), /cancel/);
+      const [run] = listBatchRuns(db, ws.id);
+      const measured = curvePoints(db, run!.id);
+      assert.equal(measured.length, 1);
+      db.prepare('DELETE FROM batch_run_points WHERE run_id = ?').run(run!.id);
+      const resumed = await runBatchFile(native, db, graph, common);
+      assert.deepEqual(resumed.curve.map((p) => [p.batchIndex, p.edits]), [[0, 2], [1, 4]]);
+      assert.deepEqual(resumed.curve[0], measured[0], 'the same stack gives the same point');
+    } finally {
+      graph.dispose();
+      db.close();
+    }
+  });
+
   test('AlphaEdit leaves the outputs at earlier edits\' keys where they were', { timeout: 600_000 }, async () => {
     const dir = tempDir();
     const { model, db, ws, graph } = await setup(dir);

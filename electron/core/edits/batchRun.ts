@@ -9,10 +9,12 @@ import { writeOverlayAdapter } from '../export/editStack.ts';
 import type { GraftNative } from '../native/binding.ts';
 import type { GraphOverlay, NativeGraphModel } from '../native/graphTypes.ts';
 import type { WatchResult } from '../probes/collapseWatch.ts';
+import type { Judgement } from '../probes/verdict.ts';
 import {
   batchCount, beginBatchRun, canonicalJson, curvePoints, doneBatchIndices, failBatchRun, finishBatchRun, getBatchRun, recordCurvePoint, resumableBatchRun, resumeBatchRun,
   type BatchRunPoint, type CurvePoint,
 } from '../store/batchRuns.ts';
+import { probeRunsOfEdit } from '../store/probeRuns.ts';
 import { enabledOverlays, getEdit, listEdits } from '../store/repository.ts';
 import type { BatchHparams } from './batchEdit.ts';
 import { editMetrics } from './metrics.ts';
@@ -112,13 +114,22 @@ export async function runBatchFile(native: GraftNative, db: Database.Database, g
   if (existing) resumeBatchRun(db, runId);
   const batches = batchCount(getBatchRun(db, runId));
   const done = new Set(doneBatchIndices(db, runId));
+  const measured = new Set(curvePoints(db, runId).map((p) => p.batchIndex));
   const outcomes: BatchOutcome[] = [];
   try {
     for (let index = 0; index < batches; index++) {
       const requestIndices = Array.from({ length: Math.min(size, requests.length - index * size) }, (_, i) => index * size + i);
       if (done.has(index)) {
-        outcomes.push(recordedOutcome(db, runId, index));
-        o.onBatch?.(outcomes.at(-1)!, batches);
+        const outcome = recordedOutcome(db, runId, index);
+        outcomes.push(outcome);
+        // A process that died between saving a batch and measuring it left no point. While no
+        // later batch is done the stack is still the one that point describes: measure it now.
+        if (o.curve && !measured.has(index) && !Array.from(done).some((i) => i > index)) {
+          const recorded = recordedSignals(db, outcome.editId);
+          const point = await curvePoint(graph, requests.slice(0, requestIndices.at(-1)! + 1), enabledOverlays(db, o.workspace.id), { ...outcome, normGrowth: recorded.normGrowth }, recorded.sentencePplRatio);
+          recordCurvePoint(db, runId, { batchIndex: index, ...point });
+        }
+        o.onBatch?.(outcome, batches);
         continue;
       }
       const batch = requestIndices.map((i) => requests[i]!);
@@ -143,6 +154,14 @@ export async function runBatchFile(native: GraftNative, db: Database.Database, g
   }
   const adapter = o.out ? writeRunAdapter(native, db, graph.info.arch, outcomes, o.out, o.method) : null;
   return { runId, resumed: existing !== null, requests: requests.length, batches: outcomes, summary: summaryOf(outcomes.flatMap((b) => b.requests)), curve: curvePoints(db, runId), adapter };
+}
+
+/** What the collapse watch (or, without probes, the norm guard) recorded after an edit, as the live point takes it. */
+function recordedSignals(db: Database.Database, editId: number): { sentencePplRatio: number | null; normGrowth: number | null } {
+  const signals = (probeRunsOfEdit(db, editId).at(-1)?.judgement as Judgement | null | undefined)?.signals;
+  const guard = (getEdit(db, editId).preflight as { normGuard?: { cappedGrowth: number }[] } | null)?.normGuard ?? [];
+  const growth = signals?.normGrowth ?? (guard.length > 0 ? Math.max(...guard.map((g) => g.cappedGrowth)) : null);
+  return { sentencePplRatio: signals?.sentencePplRatio ?? null, normGrowth: growth !== null && Number.isFinite(growth) ? growth : null };
 }
 
 function sentenceRatio(watch: WatchResult): number {
