@@ -4,21 +4,12 @@
 import { test, expect, type Page } from '@playwright/test';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startWithTinyModel, type GraftServer } from './graftServer.ts';
+import { withTinyModel, type GraftServer } from './graftServer.ts';
 import { go, snap } from '../flows.ts';
-
-test.describe.configure({ mode: 'serial' });
 
 let server: GraftServer;
 let page: Page;
-
-test.beforeAll(async ({ browser }) => {
-  ({ server, page } = await startWithTinyModel(browser, 900));
-});
-test.afterAll(async () => {
-  await page?.close();
-  await server?.stop();
-});
+withTinyModel(900, (started) => ({ server, page } = started));
 
 /** The fact form filled, then run; the error under the form is returned. */
 async function runFact(prompt: string, subject: string, target: string) {

@@ -4,27 +4,12 @@
 // lists the batch as one edit of three requests and opens it with its per-request results.
 import { test, expect, type Page } from '@playwright/test';
 import { join } from 'node:path';
-import { startWithTinyModel, type GraftServer } from './graftServer.ts';
+import { threeFacts, withTinyModel, type GraftServer } from './graftServer.ts';
 import { go, jobIn, snap } from '../flows.ts';
-
-test.describe.configure({ mode: 'serial' });
 
 let server: GraftServer;
 let page: Page;
-
-test.beforeAll(async ({ browser }) => {
-  ({ server, page } = await startWithTinyModel(browser, 1000));
-});
-test.afterAll(async () => {
-  await page?.close();
-  await server?.stop();
-});
-
-const requests = [
-  { prompt: '{} is located in the city of', subject: 'Graftonia', target_new: 'Paris', target_true: 'Rome' },
-  { prompt: 'The capital of {} is', subject: 'Lilliput', target_new: 'Berlin', target_true: 'Mildendo' },
-  { prompt: '{} plays the sport of', subject: 'Gulliver', target_new: 'chess', target_true: 'tennis' },
-];
+withTinyModel(1000, (started) => ({ server, page } = started));
 
 async function writeDocument(text: string): Promise<void> {
   await page.getByRole('button', { name: 'Request document' }).click();
@@ -41,7 +26,7 @@ async function writeDocument(text: string): Promise<void> {
 test('a MEMIT batch of three: refused combination, then results, curve and history', async ({}, info) => {
   test.setTimeout(180_000);
   await go(page, 'Edit');
-  await writeDocument(JSON.stringify(requests, null, 2));
+  await writeDocument(JSON.stringify(threeFacts, null, 2));
   const run = page.getByRole('button', { name: 'Run 3 requests' });
   await expect(run).toBeEnabled({ timeout: 20_000 });
 

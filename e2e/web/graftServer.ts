@@ -5,7 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Browser, Page } from '@playwright/test';
+import { test, type Browser, type Page } from '@playwright/test';
 import { importModel, loadModel } from '../flows.ts';
 import { makeTinyModel, root } from '../models.ts';
 
@@ -83,7 +83,7 @@ function printedUrl(child: ChildProcess): Promise<string> {
 }
 
 /** A server on an empty data folder (no demo model) with a tiny model of the spec's own imported and loaded in a new page. */
-export async function startWithTinyModel(browser: Browser, viewportHeight: number): Promise<{ server: GraftServer; page: Page }> {
+async function startWithTinyModel(browser: Browser, viewportHeight: number): Promise<{ server: GraftServer; page: Page }> {
   const server = await startGraft({ demoModel: false });
   const model = makeTinyModel(join(server.workDir, 'tiny-llama.gguf'));
   const page = await browser.newPage({ viewport: { width: 1400, height: viewportHeight } });
@@ -92,3 +92,27 @@ export async function startWithTinyModel(browser: Browser, viewportHeight: numbe
   await loadModel(page, 'tiny-llama.gguf');
   return { server, page };
 }
+
+/**
+ * A serial spec's shared server and page: started with a tiny model before the spec's tests and
+ * stopped after them; `ready` receives them once they are up.
+ */
+export function withTinyModel(viewportHeight: number, ready: (started: { server: GraftServer; page: Page }) => void): void {
+  test.describe.configure({ mode: 'serial' });
+  let started: { server: GraftServer; page: Page } | undefined;
+  test.beforeAll(async ({ browser }) => {
+    started = await startWithTinyModel(browser, viewportHeight);
+    ready(started);
+  });
+  test.afterAll(async () => {
+    await started?.page.close();
+    await started?.server.stop();
+  });
+}
+
+/** Three made-up facts about three subjects, in CounterFact's field names: a small MEMIT batch. */
+export const threeFacts = [
+  { prompt: '{} is located in the city of', subject: 'Graftonia', target_new: 'Paris', target_true: 'Rome' },
+  { prompt: 'The capital of {} is', subject: 'Lilliput', target_new: 'Berlin', target_true: 'Mildendo' },
+  { prompt: '{} plays the sport of', subject: 'Gulliver', target_new: 'chess', target_true: 'tennis' },
+];

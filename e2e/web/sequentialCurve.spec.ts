@@ -6,27 +6,12 @@
 import { test, expect, type Page } from '@playwright/test';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startWithTinyModel, type GraftServer } from './graftServer.ts';
+import { threeFacts, withTinyModel, type GraftServer } from './graftServer.ts';
 import { go, jobIn, snap } from '../flows.ts';
-
-test.describe.configure({ mode: 'serial' });
 
 let server: GraftServer;
 let page: Page;
-
-test.beforeAll(async ({ browser }) => {
-  ({ server, page } = await startWithTinyModel(browser, 1200));
-});
-test.afterAll(async () => {
-  await page?.close();
-  await server?.stop();
-});
-
-const requests = [
-  { prompt: '{} is located in the city of', subject: 'Graftonia', target_new: 'Paris', target_true: 'Rome' },
-  { prompt: 'The capital of {} is', subject: 'Lilliput', target_new: 'Berlin', target_true: 'Mildendo' },
-  { prompt: '{} plays the sport of', subject: 'Gulliver', target_new: 'chess', target_true: 'tennis' },
-];
+withTinyModel(1200, (started) => ({ server, page } = started));
 
 // what `npm run bench -- sequence --json` prints (bench/sequence.bench.ts), shortened
 const benchOutput = {
@@ -44,7 +29,7 @@ function figure(title: string) {
 test('a sequential MEMIT run with the curve is drawn from the history on the Probes screen', async ({}, info) => {
   test.setTimeout(240_000);
   const file = join(server.workDir, 'facts.jsonl');
-  writeFileSync(file, `${requests.map((r) => JSON.stringify(r)).join('\n')}\n`);
+  writeFileSync(file, `${threeFacts.map((r) => JSON.stringify(r)).join('\n')}\n`);
   await go(page, 'Edit');
   await page.getByRole('button', { name: 'Request file' }).click();
   await page.getByLabel('Path to a request file').fill(file);
