@@ -1,15 +1,15 @@
 // A reused prefix: with reusePrefix the graph computes each prompt only from its first delta or
 // output row on and takes the earlier tokens' keys and values from one forward pass. Nothing a
 // delta can reach is skipped, so log-probabilities, loss, gradients and whole Adam runs equal
-// those of the full graph (within float rounding), on GQA, biases, q/k norms, Q8_0, from a
-// later layer and with an overlay on the stack.
+// those of the full graph (within float rounding), on every attention variant (GQA with 2 and 1
+// kv heads, biases, q/k norms, Q8_0), from a later layer and with an overlay on the stack.
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 
 import { loadNative, type GraftNative } from '../native/binding.ts';
 import type { GraphRequest, NativeGraphModel } from '../native/graphTypes.ts';
-import { generatedModel, realModel, tempDir } from '../testing/fixtures.ts';
-import { maxAbsDiff, randomVector, withGraph } from '../testing/graphFixtures.ts';
+import { realModel } from '../testing/fixtures.ts';
+import { attentionVariants, maxAbsDiff, randomVector, withGraph } from '../testing/graphFixtures.ts';
 
 let native: GraftNative;
 before(async () => {
@@ -70,21 +70,13 @@ async function compareReusedAndFull(g: NativeGraphModel): Promise<void> {
 }
 
 describe('own graph: a reused prefix gives the full graph\'s results', () => {
-  const stories = realModel('stories260K-F32.gguf');
-  const models: [string, () => string, string | false][] = [
-    ['stories260K F32', () => stories.path!, stories.skip],
-    ['generated llama f32 (4 heads, 2 kv heads)', () => generatedModel(native, tempDir(), { arch: 'llama', type: 'f32', layers: 3, heads: 4, kvHeads: 2 }), false],
-    ['generated qwen2 f32 (biases)', () => generatedModel(native, tempDir(), { arch: 'qwen2', type: 'f32', layers: 3 }), false],
-    ['generated qwen3 f32 (q/k norms)', () => generatedModel(native, tempDir(), { arch: 'qwen3', type: 'f32', layers: 3 }), false],
-    ['generated llama q8_0 (dequantised for backward)', () => generatedModel(native, tempDir(), { arch: 'llama', type: 'q8_0', layers: 2 }), false],
-  ];
-  for (const [name, file, skip] of models) {
-    test(name, { skip }, async () => {
-      const dequantizeForBackward = name.includes('dequantised');
-      await withGraph(native, file(), compareReusedAndFull, dequantizeForBackward ? { dequantizeForBackward } : {});
+  for (const v of attentionVariants(() => native)) {
+    test(v.name, { skip: v.skip }, async () => {
+      await withGraph(native, v.file(), compareReusedAndFull, v.options);
     });
   }
 
+  const stories = realModel('stories260K-F32.gguf');
   test('captures and all-logits requests compute every token', { skip: stories.skip }, async () => {
     await withGraph(native, stories.path!, async (g) => {
       const prompts = texts.map((t) => g.tokenize(t, true));

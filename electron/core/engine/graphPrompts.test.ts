@@ -8,9 +8,7 @@ import { before, describe, test } from 'node:test';
 
 import { loadNative, type GraftNative } from '../native/binding.ts';
 import type { GraphRequest, GraphResult, NativeGraphModel } from '../native/graphTypes.ts';
-import { generatedModel, realModel, tempDir } from '../testing/fixtures.ts';
-import { maxAbsDiff, randomVector } from '../testing/graphFixtures.ts';
-import { withGraph } from '../testing/graphFixtures.ts';
+import { attentionVariants, maxAbsDiff, randomVector, withGraph } from '../testing/graphFixtures.ts';
 
 let native: GraftNative;
 before(async () => {
@@ -84,19 +82,9 @@ async function compareTogetherAndAlone(g: NativeGraphModel): Promise<void> {
 }
 
 describe('own graph: prompts evaluated together equal each prompt alone', () => {
-  const stories = realModel('stories260K-F32.gguf');
-  const models: [string, () => string, string | false][] = [
-    ['stories260K F32', () => stories.path!, stories.skip],
-    ['generated llama f32 (4 heads, 2 kv heads)', () => generatedModel(native, tempDir(), { arch: 'llama', type: 'f32', layers: 3, heads: 4, kvHeads: 2 }), false],
-    ['generated llama f32 (8 heads, 1 kv head)', () => generatedModel(native, tempDir(), { arch: 'llama', type: 'f32', layers: 3, heads: 8, kvHeads: 1 }), false],
-    ['generated qwen2 f32 (biases, 2 kv heads)', () => generatedModel(native, tempDir(), { arch: 'qwen2', type: 'f32', layers: 3 }), false],
-    ['generated qwen3 f32 (q/k norms, 2 kv heads)', () => generatedModel(native, tempDir(), { arch: 'qwen3', type: 'f32', layers: 3 }), false],
-    ['generated llama q8_0 (dequantised for backward)', () => generatedModel(native, tempDir(), { arch: 'llama', type: 'q8_0', layers: 2 }), false],
-  ];
-  for (const [name, file, skip] of models) {
-    test(name, { skip }, async () => {
-      const dequantizeForBackward = name.includes('dequantised');
-      await withGraph(native, file(), compareTogetherAndAlone, dequantizeForBackward ? { dequantizeForBackward } : {});
+  for (const v of attentionVariants(() => native)) {
+    test(v.name, { skip: v.skip }, async () => {
+      await withGraph(native, v.file(), compareTogetherAndAlone, v.options);
     });
   }
 });

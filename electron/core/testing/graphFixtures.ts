@@ -6,6 +6,7 @@ import { openGraphModel, type OpenGraphOptions } from '../engine/graphModel.ts';
 import { openLlamaSession } from '../engine/llamaSession.ts';
 import type { GraftNative } from '../native/binding.ts';
 import type { NativeGraphModel } from '../native/graphTypes.ts';
+import { generatedModel, realModel, tempDir } from './fixtures.ts';
 
 export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   if (a.length !== b.length) throw new Error(`length ${a.length} ≠ ${b.length}`);
@@ -72,4 +73,22 @@ export async function withGraph<T>(native: GraftNative, model: string, fn: (g: N
   } finally {
     g.dispose();
   }
+}
+
+/**
+ * The attention variants the own graph must get right, each as a test case: stories260K (real
+ * weights), grouped-query attention (2 and 1 kv heads), biases (qwen2), q/k norms (qwen3), and
+ * Q8_0 dequantised for the backward. `file` makes the model when the case runs.
+ */
+export function attentionVariants(native: () => GraftNative): { name: string; file: () => string; skip: string | false; options: OpenGraphOptions }[] {
+  const stories = realModel('stories260K-F32.gguf');
+  const generated = (o: Parameters<typeof generatedModel>[2]) => () => generatedModel(native(), tempDir(), o);
+  return [
+    { name: 'stories260K F32', file: () => stories.path!, skip: stories.skip, options: {} },
+    { name: 'generated llama f32 (4 heads, 2 kv heads)', file: generated({ arch: 'llama', type: 'f32', layers: 3, heads: 4, kvHeads: 2 }), skip: false, options: {} },
+    { name: 'generated llama f32 (8 heads, 1 kv head)', file: generated({ arch: 'llama', type: 'f32', layers: 3, heads: 8, kvHeads: 1 }), skip: false, options: {} },
+    { name: 'generated qwen2 f32 (biases, 2 kv heads)', file: generated({ arch: 'qwen2', type: 'f32', layers: 3 }), skip: false, options: {} },
+    { name: 'generated qwen3 f32 (q/k norms, 2 kv heads)', file: generated({ arch: 'qwen3', type: 'f32', layers: 3 }), skip: false, options: {} },
+    { name: 'generated llama q8_0 (dequantised for backward)', file: generated({ arch: 'llama', type: 'q8_0', layers: 2 }), skip: false, options: { dequantizeForBackward: true } },
+  ];
 }
