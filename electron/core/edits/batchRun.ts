@@ -116,6 +116,10 @@ export async function runBatchFile(native: GraftNative, db: Database.Database, g
   const done = new Set(doneBatchIndices(db, runId));
   const measured = new Set(curvePoints(db, runId).map((p) => p.batchIndex));
   const outcomes: BatchOutcome[] = [];
+  const recordPoint = async (outcome: BatchOutcome, sentencePplRatio: number | null) => {
+    const soFar = requests.slice(0, outcome.requestIndices.at(-1)! + 1);
+    recordCurvePoint(db, runId, { batchIndex: outcome.index, ...(await curvePoint(graph, soFar, enabledOverlays(db, o.workspace.id), outcome, sentencePplRatio)) });
+  };
   try {
     for (let index = 0; index < batches; index++) {
       const requestIndices = Array.from({ length: Math.min(size, requests.length - index * size) }, (_, i) => index * size + i);
@@ -124,10 +128,9 @@ export async function runBatchFile(native: GraftNative, db: Database.Database, g
         outcomes.push(outcome);
         // A process that died between saving a batch and measuring it left no point. While no
         // later batch is done the stack is still the one that point describes: measure it now.
-        if (o.curve && !measured.has(index) && !Array.from(done).some((i) => i > index)) {
+        if (o.curve && !measured.has(index) && index === Math.max(...done)) {
           const recorded = recordedSignals(db, outcome.editId);
-          const point = await curvePoint(graph, requests.slice(0, requestIndices.at(-1)! + 1), enabledOverlays(db, o.workspace.id), { ...outcome, normGrowth: recorded.normGrowth }, recorded.sentencePplRatio);
-          recordCurvePoint(db, runId, { batchIndex: index, ...point });
+          await recordPoint({ ...outcome, normGrowth: recorded.normGrowth }, recorded.sentencePplRatio);
         }
         o.onBatch?.(outcome, batches);
         continue;
@@ -140,11 +143,7 @@ export async function runBatchFile(native: GraftNative, db: Database.Database, g
         verdict: r.watch?.verdict ?? null, autoDisabled: r.watch?.autoDisabled ?? false, normGrowth: Number.isFinite(growth) ? growth : null,
       };
       outcomes.push(outcome);
-      if (o.curve) {
-        const soFar = requests.slice(0, requestIndices.at(-1)! + 1);
-        const point = await curvePoint(graph, soFar, enabledOverlays(db, o.workspace.id), outcome, r.watch ? sentenceRatio(r.watch) : null);
-        recordCurvePoint(db, runId, { batchIndex: index, ...point });
-      }
+      if (o.curve) await recordPoint(outcome, r.watch ? sentenceRatio(r.watch) : null);
       o.onBatch?.(outcome, batches);
     }
     finishBatchRun(db, runId);
