@@ -12,7 +12,8 @@
 //      per-method --budget-min (default 8) cannot reach is printed as skipped with the reason.
 // Probe sentences are sampled from demo-model/corpus.txt (the model's own text, not the
 // shipped English probe set it never saw), avoiding the edited subjects; KL prompts ask
-// facts of unedited subjects. Second moments come from the same corpus.
+// facts of unedited subjects. Second moments come from the same corpus (or, with --statistics
+// preserved, from its sentences that name no edited subject).
 // `npm run bench -- quality [--json] [--n N] [--methods rome,memit,emmet,alphaedit]
 //   [--sequence 1,10,100,1000|none] [--seed S] [--batch-size B] [--budget-min M] [--model-dir D]
 //   [--nullspace-threshold X] [--preset easyedit|alphaedit-repo] [--statistics corpus|preserved]`
